@@ -1,0 +1,1 @@
+"""Algorithms, one module each; `get(name)` finds one by name."""
