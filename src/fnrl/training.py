@@ -1,0 +1,139 @@
+"""The on-policy training loop, written once for every on-policy algorithm.
+
+An algorithm supplies three pure functions over its ``learner`` pytree (parameters,
+optimiser states, ...):
+
+- ``init(key, obs) -> learner`` (``obs``: a batch of observations, to shape the networks);
+- ``act(learner, obs, key) -> (action, extras)`` -- the behaviour policy; ``extras`` (e.g.
+  ``log_prob``) are stored in the trajectory;
+- ``update(learner, trajectory, key) -> (learner, metrics)`` -- one learning step on a
+  time-major ``[T, B, ...]`` :class:`~fnrl.types.Trajectory`.
+
+:func:`make_on_policy_train` turns them into ``train(key) -> (learner, metrics)``: the whole
+run -- rollouts, updates and periodic evaluation -- is one ``lax.scan``, so ``jax.jit(train)``
+compiles one program and ``jax.vmap(train)`` trains many seeds at once.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from fnrl import envs
+from fnrl.config import check
+from fnrl.rollout import rollout
+
+
+@dataclasses.dataclass(frozen=True)
+class OnPolicyConfig:
+    """Fields every on-policy algorithm shares; algorithms subclass it with their own."""
+
+    env: str = "cartpole"
+    total_steps: int = 100_000
+    num_envs: int = 16
+    rollout_length: int = 128
+    gamma: float = 0.99
+    num_evals: int = 20
+    eval_episodes: int = 16
+    hidden_sizes: tuple[int, ...] = (64, 64)
+
+    def __post_init__(self):
+        check(self.total_steps > 0, "total_steps", self.total_steps, "a positive integer")
+        check(self.num_envs > 0, "num_envs", self.num_envs, "a positive integer")
+        check(self.rollout_length > 0, "rollout_length", self.rollout_length, "a positive integer")
+        check(0.0 <= self.gamma <= 1.0, "gamma", self.gamma, "in [0, 1]")
+        check(self.num_evals > 0, "num_evals", self.num_evals, "a positive integer")
+        check(self.eval_episodes > 0, "eval_episodes", self.eval_episodes, "a positive integer")
+        check(all(h > 0 for h in self.hidden_sizes), "hidden_sizes", self.hidden_sizes,
+              "positive integers")
+        check(self.updates_per_eval >= 1, "total_steps", self.total_steps,
+              f"at least num_evals * num_envs * rollout_length = "
+              f"{self.num_evals * self.steps_per_update}")
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.num_envs * self.rollout_length
+
+    @property
+    def updates_per_eval(self) -> int:
+        return self.total_steps // (self.num_evals * self.steps_per_update)
+
+
+def make_env(config: OnPolicyConfig) -> envs.Env:
+    """The single (unbatched) environment named by ``config.env``, with its time limit."""
+    return envs.make(config.env)
+
+
+def evaluate(env: envs.Env, act: Callable, learner: Any, key, num_episodes: int,
+             max_steps: int) -> jax.Array:
+    """Mean undiscounted return of ``act`` over ``num_episodes`` episodes (each run to its end
+    or ``max_steps``), all in one ``lax.scan`` over a batch of environments."""
+    batched = envs.wrap(env, num_envs=num_episodes, auto_reset=False)
+    reset_key, key = jax.random.split(key)
+    state = batched.reset(reset_key)
+
+    def step(carry, step_key):
+        state, total, alive = carry
+        action, _ = act(learner, state.obs, step_key)
+        state = batched.step(state, action)
+        total = total + alive * state.reward
+        alive = alive * (1.0 - jnp.maximum(state.termination, state.truncation))
+        return (state, total, alive), None
+
+    init = (state, jnp.zeros(num_episodes), jnp.ones(num_episodes))
+    (_, total, _), _ = jax.lax.scan(step, init, jax.random.split(key, max_steps))
+    return total.mean()
+
+
+def make_on_policy_train(config: OnPolicyConfig, env: envs.Env, init: Callable, act: Callable,
+                         update: Callable, on_eval: Callable | None = None) -> Callable:
+    """Builds ``train(key) -> (learner, metrics)`` from an algorithm's ``init``/``act``/``update``.
+
+    ``metrics`` holds, per evaluation point (``[config.num_evals]``): ``step`` (environment
+    steps so far), ``episode_return`` (mean evaluation return) and the last update's metrics.
+    ``on_eval(step, episode_return, metrics)``, if given, is called on the host at each
+    evaluation point through ``jax.debug.callback`` (a bounded rate: ``num_evals`` calls).
+    """
+    train_env = envs.wrap(env, num_envs=config.num_envs)
+    max_steps = getattr(env, "max_episode_steps", 1000)
+
+    def train(key):
+        init_key, reset_key, key = jax.random.split(key, 3)
+        env_state = train_env.reset(reset_key)
+        learner = init(init_key, env_state.obs)
+
+        def one_update(carry, key):
+            learner, env_state = carry
+            rollout_key, update_key = jax.random.split(key)
+            env_state, trajectory = rollout(train_env, act, learner, env_state, rollout_key,
+                                            config.rollout_length)
+            learner, metrics = update(learner, trajectory, update_key)
+            return (learner, env_state), metrics
+
+        def one_period(carry, inputs):
+            index, key = inputs
+            train_key, eval_key = jax.random.split(key)
+            carry, metrics = jax.lax.scan(one_update, carry,
+                                          jax.random.split(train_key, config.updates_per_eval))
+            metrics = jax.tree_util.tree_map(lambda x: x[-1], metrics)
+            episode_return = evaluate(env, act, carry[0], eval_key, config.eval_episodes, max_steps)
+            step = (index + 1) * config.updates_per_eval * config.steps_per_update
+            if on_eval is not None:
+                jax.debug.callback(on_eval, step, episode_return, metrics, ordered=True)
+            return carry, {"step": step, "episode_return": episode_return, **metrics}
+
+        periods = (jnp.arange(config.num_evals), jax.random.split(key, config.num_evals))
+        (learner, _), metrics = jax.lax.scan(one_period, (learner, env_state), periods)
+        return learner, metrics
+
+    return train
+
+
+def check_env(algo: str, supports: tuple[str, ...], spec: envs.Spec, env_name: str) -> None:
+    """Raises a one-line ``ValueError`` when ``algo`` cannot act in ``env_name``'s action space."""
+    kind = "discrete" if spec.discrete else "continuous"
+    if kind not in supports:
+        raise ValueError(f"{algo} needs a {' or '.join(supports)}-action environment; "
+                         f"{env_name} has {kind} actions")
