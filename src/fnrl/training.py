@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from fnrl import envs
 from fnrl.config import check
-from fnrl.rollout import rollout
+from fnrl.rollout import episode_metrics, rollout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +48,6 @@ class OnPolicyConfig:
         check(self.eval_episodes > 0, "eval_episodes", self.eval_episodes, "a positive integer")
         check(all(h > 0 for h in self.hidden_sizes), "hidden_sizes", self.hidden_sizes,
               "positive integers")
-        check(self.updates_per_eval >= 1, "total_steps", self.total_steps,
-              f"at least num_evals * num_envs * rollout_length = "
-              f"{self.num_evals * self.steps_per_update}")
 
     @property
     def steps_per_update(self) -> int:
@@ -58,7 +55,8 @@ class OnPolicyConfig:
 
     @property
     def updates_per_eval(self) -> int:
-        return self.total_steps // (self.num_evals * self.steps_per_update)
+        """Updates between evaluations; the run trains at least ``total_steps`` steps."""
+        return -(-self.total_steps // (self.num_evals * self.steps_per_update))  # ceil
 
 
 def make_env(config: OnPolicyConfig) -> envs.Env:
@@ -107,10 +105,11 @@ def make_on_policy_train(config: OnPolicyConfig, env: envs.Env, init: Callable, 
         def one_update(carry, key):
             learner, env_state = carry
             rollout_key, update_key = jax.random.split(key)
-            env_state, trajectory = rollout(train_env, act, learner, env_state, rollout_key,
-                                            config.rollout_length)
+            env_state, trajectory, episodes = rollout(train_env, act, learner, env_state,
+                                                      rollout_key, config.rollout_length)
             learner, metrics = update(learner, trajectory, update_key)
-            return (learner, env_state), metrics
+            train_return = episode_metrics(episodes)["episode_return"]
+            return (learner, env_state), {**metrics, "train_episode_return": train_return}
 
         def one_period(carry, inputs):
             index, key = inputs
