@@ -1,2 +1,337 @@
-"""placeholder, filled in by its owner."""
-__all__: list = []
+"""Value losses and bootstrap targets for value-based and actor-critic methods.
+
+Targets are per-transition: every argument is an array with any batch shape ``[...]``
+(Q-values add a trailing action axis ``[..., A]``), the result has shape ``[...]`` and is
+wrapped in :func:`jax.lax.stop_gradient`, so differentiating a loss never moves the
+target. ``termination`` (1 or True: the next state is terminal) removes the bootstrap
+term; a time-limit truncation is *not* a termination and bootstraps as usual
+(DESIGN.md, principle 4). ``discount`` is γ itself; the bootstrap weight is
+γ·(1 − termination).
+
+Losses return a scalar: the mean over all elements, or, with ``mask`` (weights of the
+per-sample shape), ``Σ mask·ℓ / Σ mask`` (0 when every weight is 0).
+
+Built on and tested against rlax (``td_learning``, ``q_learning``, ``double_q_learning``,
+``expected_sarsa``) and optax (``l2_loss``, ``huber_loss``), which work on one
+transition at a time and return TD errors; here the targets are exposed separately so
+an algorithm can mix and match them with a loss.
+"""
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from fnrl.types import Array
+
+__all__ = [
+    "mse_loss",
+    "huber_loss",
+    "clipped_value_loss",
+    "td_target",
+    "q_learning_target",
+    "double_q_target",
+    "n_step_q_target",
+    "expected_sarsa_target",
+    "td_loss",
+]
+
+_LOSSES = ("mse", "huber")
+
+
+# --------------------------------------------------------------------------- helpers
+def _masked_mean(x: Array, mask: Array | None, fn: str) -> Array:
+    """``mean(x)``, or ``Σ mask·x / Σ mask`` (0 if ``Σ mask = 0``)."""
+    if mask is None:
+        return jnp.mean(x)
+    chex.assert_equal_shape([x, mask], custom_message=f"{fn}: `mask` must have the per-sample shape {x.shape}")
+    mask = jnp.asarray(mask, x.dtype)
+    total = jnp.sum(mask)
+    return jnp.sum(mask * x) / jnp.where(total > 0, total, 1.0)
+
+
+def _check_positive(fn: str, name: str, value) -> None:
+    """One-line error for a concrete non-positive hyperparameter (traced values pass)."""
+    if isinstance(value, (int, float)) and not value > 0:
+        raise ValueError(f"{fn}: `{name}` must be > 0, got {value}")
+
+
+def _check_same_shape(fn: str, **arrays: Array) -> None:
+    names = ", ".join(f"`{n}`" for n in arrays)
+    chex.assert_equal_shape(list(arrays.values()), custom_message=f"{fn}: {names} must have the same shape")
+
+
+def _check_float(fn: str, **arrays: Array) -> None:
+    for name, x in arrays.items():
+        chex.assert_type(x, float, custom_message=f"{fn}: `{name}` must be a float array")
+
+
+def _check_action_values(fn: str, ref: Array, axis: str = "num_actions", **arrays: Array) -> None:
+    """Each array must be ``[*ref.shape, K]`` (values over actions or over sampled actions)."""
+    for name, x in arrays.items():
+        chex.assert_shape(x, (*ref.shape, None),
+                          custom_message=f"{fn}: `{name}` must have shape {tuple(ref.shape)} + ({axis},)")
+
+
+def _check_discount(fn: str, discount, ref: Array) -> None:
+    if isinstance(discount, (int, float)):
+        if not 0.0 <= discount <= 1.0:
+            raise ValueError(f"{fn}: `discount` must be in [0, 1], got {discount}")
+    elif jnp.ndim(discount) != 0:
+        chex.assert_shape(discount, ref.shape,
+                          custom_message=f"{fn}: `discount` must be a scalar or have the per-sample shape {ref.shape}")
+
+
+def _select(q_values: Array, actions: Array) -> Array:
+    """``Q(s, a)``: pick ``actions [...]`` out of ``q_values [..., A]``."""
+    return jnp.take_along_axis(q_values, actions[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+
+def _greedy_value(next_q: Array, next_q_selector: Array | None) -> Array:
+    """``Q(s', argmax_a' selector(s', a'))``; the selector defaults to ``next_q`` (max)."""
+    if next_q_selector is None:
+        return jnp.max(next_q, axis=-1)
+    return _select(next_q, jnp.argmax(next_q_selector, axis=-1))
+
+
+# --------------------------------------------------------------------------- losses
+def mse_loss(prediction: Array, target: Array, mask: Array | None = None) -> Array:
+    """Squared-error regression loss ``mean ½ (v − sg(y))²``.
+
+    The standard value-fitting loss (e.g. Mnih et al. 2015; Schulman et al. 2016): its
+    gradient w.r.t. ``prediction`` is ``(v − y)/N``. Elementwise term from ``optax.l2_loss``.
+
+    Args:
+      prediction: ``v``, shape ``[...]``.
+      target: ``y``, same shape; treated as a constant (stop-gradient).
+      mask: optional weights ``[...]`` (see module docstring).
+    Returns:
+      scalar loss.
+    """
+    _check_same_shape("mse_loss", prediction=prediction, target=target)
+    _check_float("mse_loss", prediction=prediction, target=target)
+    return _masked_mean(optax.l2_loss(prediction, jax.lax.stop_gradient(target)), mask, "mse_loss")
+
+
+def huber_loss(prediction: Array, target: Array, delta: float = 1.0, mask: Array | None = None) -> Array:
+    """Huber loss (Huber 1964), as used for DQN's TD errors (Mnih et al. 2015).
+
+    With ``x = v − sg(y)``::
+
+        ℓ_δ(x) = ½ x²             if |x| ≤ δ
+               = δ (|x| − ½ δ)    otherwise,
+
+    quadratic inside ``[−δ, δ]`` and linear outside (gradient ``clip(x, −δ, δ)``).
+    Elementwise term from ``optax.huber_loss`` (same as ``rlax.huber_loss(x, δ)``).
+
+    Args:
+      prediction: ``v``, shape ``[...]``.
+      target: ``y``, same shape; treated as a constant.
+      delta: δ > 0.
+      mask: optional weights ``[...]``.
+    Returns:
+      scalar loss.
+    """
+    _check_same_shape("huber_loss", prediction=prediction, target=target)
+    _check_float("huber_loss", prediction=prediction, target=target)
+    _check_positive("huber_loss", "delta", delta)
+    elementwise = optax.huber_loss(prediction, jax.lax.stop_gradient(target), delta=delta)
+    return _masked_mean(elementwise, mask, "huber_loss")
+
+
+def clipped_value_loss(
+    value: Array, old_value: Array, target: Array, clip_epsilon: float, mask: Array | None = None
+) -> Array:
+    """PPO's clipped value loss (Schulman et al. 2017, as in OpenAI baselines' ``ppo2``).
+
+    With ``v_clip = v_old + clip(v − v_old, −ε, ε)``::
+
+        L = mean ½ max((v − y)², (v_clip − y)²),
+
+    a pessimistic bound that stops the value function from moving more than ε away
+    from the value that collected the data. Equals ``mse_loss(v, y)`` wherever
+    ``|v − v_old| ≤ ε``.
+
+    Args:
+      value: ``v``, the current value prediction ``[...]``.
+      old_value: ``v_old``, the prediction recorded at collection time ``[...]`` (constant).
+      target: ``y``, e.g. GAE returns ``[...]`` (constant).
+      clip_epsilon: ε > 0.
+      mask: optional weights ``[...]``.
+    Returns:
+      scalar loss.
+    """
+    fn = "clipped_value_loss"
+    _check_same_shape(fn, value=value, old_value=old_value, target=target)
+    _check_float(fn, value=value, old_value=old_value, target=target)
+    _check_positive(fn, "clip_epsilon", clip_epsilon)
+    old_value, target = jax.lax.stop_gradient(old_value), jax.lax.stop_gradient(target)
+    clipped = old_value + jnp.clip(value - old_value, -clip_epsilon, clip_epsilon)
+    elementwise = jnp.maximum(optax.l2_loss(value, target), optax.l2_loss(clipped, target))
+    return _masked_mean(elementwise, mask, fn)
+
+
+# --------------------------------------------------------------------------- targets
+def td_target(reward: Array, termination: Array, next_value: Array, discount) -> Array:
+    """TD(0) target (Sutton 1988): ``y = r + γ (1 − term) V(s')``, stop-gradient.
+
+    ``y − V(s)`` equals ``rlax.td_learning(V(s), r, γ(1 − term), V(s'))``.
+
+    Args:
+      reward: ``r``, shape ``[...]``.
+      termination: 1/True where ``s'`` is terminal, shape ``[...]``.
+      next_value: ``V(s')``, shape ``[...]``.
+      discount: γ ∈ [0, 1], a scalar or an array ``[...]``.
+    Returns:
+      target ``[...]``.
+    """
+    fn = "td_target"
+    _check_same_shape(fn, reward=reward, termination=termination, next_value=next_value)
+    _check_float(fn, reward=reward, next_value=next_value)
+    _check_discount(fn, discount, reward)
+    bootstrap = discount * (1.0 - jnp.asarray(termination, reward.dtype))
+    return jax.lax.stop_gradient(reward + bootstrap * next_value)
+
+
+def q_learning_target(reward: Array, termination: Array, next_q: Array, discount) -> Array:
+    """Q-learning / DQN target (Watkins 1989; Mnih et al. 2015).
+
+    ``y = r + γ (1 − term) max_a' Q(s', a')``, stop-gradient; ``next_q`` normally
+    comes from the target network. ``y − Q(s, a)`` equals ``rlax.q_learning``.
+
+    Args:
+      reward: ``r [...]``.
+      termination: ``[...]``, 1/True where ``s'`` is terminal.
+      next_q: ``Q(s', ·)``, shape ``[..., A]``.
+      discount: γ, scalar or ``[...]``.
+    Returns:
+      target ``[...]``.
+    """
+    _check_action_values("q_learning_target", reward, next_q=next_q)
+    return td_target(reward, termination, _greedy_value(next_q, None), discount)
+
+
+def double_q_target(
+    reward: Array, termination: Array, next_q_value: Array, next_q_selector: Array, discount
+) -> Array:
+    """Double-DQN target (van Hasselt, Guez & Silver 2016).
+
+    ``y = r + γ (1 − term) Q_φ'(s', argmax_a' Q_φ(s', a'))``, stop-gradient: the *online*
+    network ``Q_φ`` selects the action and the *target* network ``Q_φ'`` evaluates it.
+    (The CS285 notes' "in practice" slide uses ``Q_φ'`` for both, a misprint.)
+    ``y − Q(s, a)`` equals ``rlax.double_q_learning(..., q_t_value, q_t_selector)``.
+
+    Args:
+      reward: ``r [...]``.
+      termination: ``[...]``.
+      next_q_value: target-network ``Q_φ'(s', ·)``, ``[..., A]``, used for the value.
+      next_q_selector: online-network ``Q_φ(s', ·)``, ``[..., A]``, used for the argmax.
+      discount: γ, scalar or ``[...]``.
+    Returns:
+      target ``[...]``.
+    """
+    _check_action_values("double_q_target", reward, next_q_value=next_q_value, next_q_selector=next_q_selector)
+    return td_target(reward, termination, _greedy_value(next_q_value, next_q_selector), discount)
+
+
+def n_step_q_target(
+    n_step_return: Array,
+    termination: Array,
+    next_q: Array,
+    discount,
+    n,
+    next_q_selector: Array | None = None,
+) -> Array:
+    """Q target of an assembled n-step transition (Sutton 1988; Hessel et al. 2018, Rainbow).
+
+    For ``(s_t, a_t, G = Σ_{k<n} γ^k r_{t+k}, s_{t+n})``::
+
+        y = G + γ^n (1 − term) max_a' Q(s_{t+n}, a'),
+
+    stop-gradient, where ``term`` says that the episode terminated within the n steps.
+    ``n`` may be an integer array ``[...]``: the number of steps actually taken when a
+    window was cut short (a truncation or the end of the buffer), which bootstraps from
+    the last state with ``γ^n`` for that shorter n. With ``next_q_selector`` the argmax
+    is taken over it (double Q). Summing rewards over sequences is
+    :mod:`fnrl.estimators`' job; this is the per-transition target of replay-based DQN.
+
+    Args:
+      n_step_return: ``G [...]``.
+      termination: ``[...]``, 1/True if a terminal state was reached within the n steps.
+      next_q: ``Q(s_{t+n}, ·)``, ``[..., A]`` (target network).
+      discount: γ, scalar or ``[...]``.
+      n: number of steps, a positive int or an int array ``[...]``.
+      next_q_selector: optional online ``Q(s_{t+n}, ·)`` ``[..., A]`` for double Q.
+    Returns:
+      target ``[...]``.
+    """
+    fn = "n_step_q_target"
+    _check_action_values(fn, n_step_return, next_q=next_q)
+    if next_q_selector is not None:
+        _check_action_values(fn, n_step_return, next_q_selector=next_q_selector)
+    if isinstance(n, int) and n < 1:
+        raise ValueError(f"{fn}: `n` must be a positive number of steps, got {n}")
+    _check_discount(fn, discount, n_step_return)
+    bootstrap_discount = jnp.asarray(discount, n_step_return.dtype) ** n
+    return td_target(n_step_return, termination, _greedy_value(next_q, next_q_selector), bootstrap_discount)
+
+
+def expected_sarsa_target(
+    reward: Array, termination: Array, next_q: Array, next_probs: Array, discount
+) -> Array:
+    """Expected-SARSA target (van Seijen et al. 2009).
+
+    ``y = r + γ (1 − term) Σ_a' π(a'|s') Q(s', a')``, stop-gradient. With a greedy π it
+    is the Q-learning target. ``y − Q(s, a)`` equals ``rlax.expected_sarsa``.
+
+    Args:
+      reward: ``r [...]``.
+      termination: ``[...]``.
+      next_q: ``Q(s', ·)``, ``[..., A]``.
+      next_probs: ``π(·|s')``, ``[..., A]``, summing to 1 over the last axis.
+      discount: γ, scalar or ``[...]``.
+    Returns:
+      target ``[...]``.
+    """
+    fn = "expected_sarsa_target"
+    _check_action_values(fn, reward, next_q=next_q, next_probs=next_probs)
+    _check_float(fn, next_probs=next_probs)
+    return td_target(reward, termination, jnp.sum(next_probs * next_q, axis=-1), discount)
+
+
+def td_loss(
+    q_values: Array,
+    actions: Array,
+    target: Array,
+    loss: str = "huber",
+    delta: float = 1.0,
+    mask: Array | None = None,
+) -> Array:
+    """TD regression of ``Q(s, a)`` onto a bootstrap target (DQN: Mnih et al. 2015).
+
+    ``L = mean ℓ(Q(s, a) − sg(y))`` with ℓ the Huber loss (``loss="huber"``, δ=``delta``)
+    or ``½ x²`` (``loss="mse"``). ``y`` comes from one of :func:`td_target`,
+    :func:`q_learning_target`, :func:`double_q_target`, :func:`n_step_q_target`,
+    :func:`expected_sarsa_target`; only the chosen action's Q-value receives gradient.
+
+    Args:
+      q_values: ``Q(s, ·)``, ``[..., A]``.
+      actions: integer actions ``[...]``.
+      target: ``y [...]``.
+      loss: ``"huber"`` or ``"mse"``.
+      delta: Huber threshold δ > 0.
+      mask: optional weights ``[...]``.
+    Returns:
+      scalar loss.
+    """
+    fn = "td_loss"
+    if loss not in _LOSSES:
+        raise ValueError(f"{fn}: unknown `loss` {loss!r}; expected one of {_LOSSES}")
+    chex.assert_type(actions, int, custom_message=f"{fn}: `actions` must be an integer array")
+    _check_same_shape(fn, actions=actions, target=target)
+    _check_action_values(fn, target, q_values=q_values)
+    q_sa = _select(q_values, actions)
+    if loss == "mse":
+        return mse_loss(q_sa, target, mask)
+    return huber_loss(q_sa, target, delta, mask)
