@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import rlax
 
-from fnrl.losses.value import (
+from fnrl.losses._checks import (
     _check_action_values,
     _check_float,
     _check_positive,
