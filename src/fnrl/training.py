@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from fnrl import envs
 from fnrl.config import check
+from fnrl.envs.wrappers import NormalizeObservation
 from fnrl.rollout import episode_metrics, rollout
 
 
@@ -38,6 +39,7 @@ class OnPolicyConfig:
     num_evals: int = 20
     eval_episodes: int = 16
     hidden_sizes: tuple[int, ...] = (64, 64)
+    normalize_obs: bool = False
 
     def __post_init__(self):
         check(self.total_steps > 0, "total_steps", self.total_steps, "a positive integer")
@@ -65,12 +67,20 @@ def make_env(config: OnPolicyConfig) -> envs.Env:
 
 
 def evaluate(env: envs.Env, act: Callable, learner: Any, key, num_episodes: int,
-             max_steps: int) -> jax.Array:
+             max_steps: int, obs_stats=None) -> jax.Array:
     """Mean undiscounted return of ``act`` over ``num_episodes`` episodes (each run to its end
-    or ``max_steps``), all in one ``lax.scan`` over a batch of environments."""
+    or ``max_steps``), all in one ``lax.scan`` over a batch of environments.
+
+    ``obs_stats``: the training run's observation statistics, applied frozen, when the policy
+    was trained on normalised observations.
+    """
     batched = envs.wrap(env, num_envs=num_episodes, auto_reset=False)
+    if obs_stats is not None:
+        batched = NormalizeObservation(batched, update=False)
     reset_key, key = jax.random.split(key)
     state = batched.reset(reset_key)
+    if obs_stats is not None:
+        state = batched.with_stats(state, obs_stats)
 
     def step(carry, step_key):
         state, total, alive = carry
@@ -94,7 +104,7 @@ def make_on_policy_train(config: OnPolicyConfig, env: envs.Env, init: Callable, 
     ``on_eval(step, episode_return, metrics)``, if given, is called on the host at each
     evaluation point through ``jax.debug.callback`` (a bounded rate: ``num_evals`` calls).
     """
-    train_env = envs.wrap(env, num_envs=config.num_envs)
+    train_env = envs.wrap(env, num_envs=config.num_envs, normalize_obs=config.normalize_obs)
     max_steps = getattr(env, "max_episode_steps", 1000)
 
     def train(key):
@@ -117,7 +127,9 @@ def make_on_policy_train(config: OnPolicyConfig, env: envs.Env, init: Callable, 
             carry, metrics = jax.lax.scan(one_update, carry,
                                           jax.random.split(train_key, config.updates_per_eval))
             metrics = jax.tree_util.tree_map(lambda x: x[-1], metrics)
-            episode_return = evaluate(env, act, carry[0], eval_key, config.eval_episodes, max_steps)
+            learner, env_state = carry
+            episode_return = evaluate(env, act, learner, eval_key, config.eval_episodes, max_steps,
+                                      env_state.info.get("obs_stats"))
             step = (index + 1) * config.updates_per_eval * config.steps_per_update
             if on_eval is not None:
                 jax.debug.callback(on_eval, step, episode_return, metrics, ordered=True)
@@ -128,6 +140,31 @@ def make_on_policy_train(config: OnPolicyConfig, env: envs.Env, init: Callable, 
         return learner, metrics
 
     return train
+
+
+def minibatch_epochs(key, learner: Any, batch: Any, step: Callable, num_epochs: int,
+                     num_minibatches: int) -> tuple[Any, Any]:
+    """``num_epochs`` shuffled passes of minibatch updates over ``batch``.
+
+    ``batch`` is a pytree whose leaves share leading dimensions ``[T, B, ...]`` (a trajectory
+    and per-step targets); they are flattened to ``T·B`` samples, shuffled each epoch and cut
+    into ``num_minibatches`` equal minibatches, and ``step(learner, minibatch) ->
+    (learner, metrics)`` is applied to each in turn (all inside ``lax.scan``). Returns the
+    final learner and the metrics of the last minibatch.
+    """
+    flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
+    size = jax.tree_util.tree_leaves(flat)[0].shape[0]
+    if size % num_minibatches:
+        raise ValueError(f"a batch of {size} samples does not split into {num_minibatches} minibatches")
+
+    def epoch(learner, key):
+        order = jax.random.permutation(key, size)
+        shuffled = jax.tree_util.tree_map(
+            lambda x: x[order].reshape((num_minibatches, -1) + x.shape[1:]), flat)
+        return jax.lax.scan(step, learner, shuffled)
+
+    learner, metrics = jax.lax.scan(epoch, learner, jax.random.split(key, num_epochs))
+    return learner, jax.tree_util.tree_map(lambda x: x[-1, -1], metrics)
 
 
 def check_env(algo: str, supports: tuple[str, ...], spec: envs.Spec, env_name: str) -> None:
