@@ -9,9 +9,11 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from typing import Callable
 
 from fnrl.envs.core import Env, EnvState, Spec, Wrapper
+from fnrl.envs.wrappers import TimeLimit, wrap
 
 _REGISTRY: dict[str, tuple[Callable[..., Env], int | None]] = {}
 
@@ -36,39 +38,47 @@ def make(name: str, **kwargs) -> Env:
     """Builds the environment registered as ``name``.
 
     Raises:
-      ValueError: one line naming the unknown environment and its closest matches.
+      ValueError: one line naming the unknown environment and its closest matches, or the
+        keyword arguments the environment does not accept.
     """
-    _load_builtin()
+    _load_builtin(_modules_for(name))
     if name not in _REGISTRY:
+        _load_builtin()
         close = difflib.get_close_matches(name, _REGISTRY, n=5, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else "run `fnrl list` to see them all."
         raise ValueError(f"unknown environment {name!r}: {hint}")
     factory, default_limit = _REGISTRY[name]
     limit = kwargs.pop("max_episode_steps", default_limit)
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as e:
+        raise ValueError(f"environment {name!r}: {e}") from None
     env = factory(**kwargs)
     if limit is not None:
-        from fnrl.envs.wrappers import TimeLimit
-
         env = TimeLimit(env, limit)
     return env
 
 
-_LOADED = False
+# Modules whose import registers environments; ``brax/`` names live in brax_envs alone, so
+# making any other environment never pays for importing Brax (seconds).
+_BUILTIN_MODULES: tuple[str, ...] = ("classic", "tabular", "bandit", "brax_envs")
+_LOADED: set[str] = set()
 
 
-def _load_builtin() -> None:
+def _modules_for(name: str) -> tuple[str, ...]:
+    if name.startswith("brax/"):
+        return ("brax_envs",)
+    return tuple(m for m in _BUILTIN_MODULES if m != "brax_envs")
+
+
+def _load_builtin(modules: tuple[str, ...] = _BUILTIN_MODULES) -> None:
     """Imports the built-in environment modules, each of which registers its names."""
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
     import importlib
 
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(f"fnrl.envs.{module}")
+    for module in modules:
+        if module not in _LOADED:
+            _LOADED.add(module)
+            importlib.import_module(f"fnrl.envs.{module}")
 
 
-# Modules whose import registers environments.
-_BUILTIN_MODULES: tuple[str, ...] = ("classic", "tabular", "bandit", "brax_envs")
-
-__all__ = ["Env", "EnvState", "Spec", "Wrapper", "make", "list", "register"]
+__all__ = ["Env", "EnvState", "Spec", "Wrapper", "make", "list", "register", "wrap"]
