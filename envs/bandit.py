@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnrl.envs import register
-from fnrl.envs.classic import _check_action
 from fnrl.envs.core import Env, EnvState, Spec, as_float
 
 
@@ -100,7 +99,7 @@ class _Bandit(Env):
                         internal=key)
 
     def step(self, state: EnvState, action: chex.Array) -> EnvState:
-        action = _check_action(self.name, self.spec, action)
+        action = self.spec.check_action(action, self.name)
         key, sub = jax.random.split(state.internal)
         reward = self._arm(self.means[action]).sample(seed=sub)
         return state.replace(reward=as_float(reward), termination=jnp.ones((), jnp.float32),

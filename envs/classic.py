@@ -32,19 +32,6 @@ from fnrl.envs import register
 from fnrl.envs.core import Env, EnvState, Spec, as_float
 
 
-def _check_action(name: str, spec: Spec, action) -> chex.Array:
-    """Returns ``action`` as an array after checking it fits ``spec`` (rank, shape, dtype)."""
-    action = jnp.asarray(action)
-    if spec.discrete:
-        msg = f"{name}: the action must be an int32 scalar in [0, {spec.num_actions})"
-        chex.assert_rank(action, 0, custom_message=msg)
-        chex.assert_type(action, int, custom_message=msg)
-        return action
-    msg = f"{name}: the action must be a float array of shape {spec.action_shape}"
-    chex.assert_shape(action, spec.action_shape, custom_message=msg)
-    return as_float(action)
-
-
 def _angle_normalize(theta):
     """Wraps an angle to [-π, π)."""
     return jnp.mod(theta + jnp.pi, 2 * jnp.pi) - jnp.pi
@@ -62,7 +49,7 @@ class _Classic(Env):
         return EnvState(obs=self._observe(x), reward=zero, termination=zero, truncation=zero, internal=x)
 
     def step(self, state: EnvState, action: chex.Array) -> EnvState:
-        action = _check_action(self.name, self.spec, action)
+        action = self.spec.check_action(action, self.name)
         x, reward, terminated = self._dynamics(state.internal, action)
         return state.replace(
             obs=self._observe(x),

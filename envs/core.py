@@ -29,6 +29,8 @@ class EnvState:
     termination: chex.Array
     truncation: chex.Array
     internal: Any
+    # Every ``step`` sets reward, termination and truncation afresh for the step it takes
+    # (wrappers such as TimeLimit combine them with their own flags); only ``info`` is carried.
     info: dict = dataclasses.field(default_factory=dict)
 
 
@@ -49,6 +51,19 @@ class Spec:
     @property
     def discrete(self) -> bool:
         return self.num_actions is not None
+
+    def check_action(self, action, env_name: str) -> chex.Array:
+        """``action`` as an array, after checking it fits this spec (rank, shape, dtype); a
+        mismatch fails with a message naming ``env_name`` and what is accepted."""
+        action = jnp.asarray(action)
+        if self.discrete:
+            msg = f"{env_name}: the action must be an int32 scalar in [0, {self.num_actions})"
+            chex.assert_rank(action, 0, custom_message=msg)
+            chex.assert_type(action, int, custom_message=msg)
+            return action
+        msg = f"{env_name}: the action must be a float array of shape {self.action_shape}"
+        chex.assert_shape(action, self.action_shape, custom_message=msg)
+        return as_float(action)
 
     def sample_action(self, key, batch_shape=()):
         """A uniformly random valid action (useful for benchmarks and exploration)."""

@@ -29,7 +29,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnrl.envs import register
-from fnrl.envs.classic import _check_action
 from fnrl.envs.core import Env, EnvState, Spec, as_float
 
 
@@ -237,7 +236,7 @@ class TabularEnv(Env):
         return self._state(_sample(sub, self.mdp.initial), key, 0.0, 0.0, {})
 
     def step(self, state: EnvState, action: chex.Array) -> EnvState:
-        action = _check_action(self.name, self.spec, action)
+        action = self.spec.check_action(action, self.name)
         s, key = state.internal
         key, sub = jax.random.split(key)
         s_next = _sample(sub, self.mdp.transitions[s, action])

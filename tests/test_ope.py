@@ -6,7 +6,6 @@ recursion Q_h = R + γ P V_{h+1}, V_h = Σ_a π Q_h, V_H = 0 (numpy, no fnrl cod
 sampled with numpy from a different behaviour policy μ; they end early at the terminal state,
 so the estimators see masked, ragged episodes.
 """
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
