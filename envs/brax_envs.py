@@ -20,15 +20,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import io
 import warnings
 
-import brax.envs
 import chex
 import jax
 import jax.numpy as jnp
 
 from fnrl.envs import register
 from fnrl.envs.core import Env, EnvState, Spec, as_float
+
+# mujoco.mjx prints "Failed to import warp" to stdout when the optional GPU package `warp` is
+# absent (it is not needed on CPU or for Brax's own pipelines); keep that out of our output.
+with contextlib.redirect_stdout(io.StringIO()):
+    import brax.envs
 
 BACKENDS = ("generalized", "positional", "spring", "mjx")
 MAX_EPISODE_STEPS = 1000

@@ -3,6 +3,12 @@
     fnrl train <algo> --env ENV --steps N --seed S --out DIR [--set key=value ...]
     fnrl list
 
+Several devices: ``--set num_devices=D`` (data parallel, see :mod:`fnrl.parallel`). Several
+hosts or processes: run the same command in each with ``--distributed`` (addresses from
+the cluster environment, e.g. SLURM) or ``--distributed --coordinator HOST:PORT
+--num-processes N --process-id I``; ``num_devices`` then defaults to every device of every
+process, and only process 0 writes DIR.
+
 Every input is checked before anything is compiled or written: a bad one gets a one-line
 error naming what was wrong and what is accepted, and exit code 2.
 """
@@ -33,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="output directory (created; must not hold a run)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field; repeatable")
+    train.add_argument("--distributed", action="store_true",
+                       help="join a multi-process run (jax.distributed.initialize) and train over every "
+                            "process's devices; only process 0 writes --out")
+    train.add_argument("--coordinator", metavar="HOST:PORT", help="with --distributed: process 0's address")
+    train.add_argument("--num-processes", type=int, metavar="N", help="with --distributed: number of processes")
+    train.add_argument("--process-id", type=int, metavar="I", help="with --distributed: this process's index")
 
     sub.add_parser("list", help="print the algorithms and environments")
     return parser
@@ -45,9 +57,28 @@ def _list() -> None:
     print("environments:", " ".join(envs.list()))
 
 
+def _distribute(args) -> None:
+    """With ``--distributed``, joins the multi-process run; must come before any JAX work."""
+    addressing = (args.coordinator, args.num_processes, args.process_id)
+    if not args.distributed:
+        if any(a is not None for a in addressing):
+            raise UsageError("--coordinator, --num-processes and --process-id need --distributed")
+        return
+    from fnrl import parallel
+
+    try:
+        parallel.initialize(*addressing)
+    except ValueError as e:
+        raise UsageError(str(e).splitlines()[0]) from None
+    except RuntimeError as e:
+        raise UsageError(f"--distributed: could not join the run: {str(e).splitlines()[0]}") from None
+
+
 def _prepare(args):
     """Validates everything the run needs; returns (module, config, env). Writes nothing."""
-    from fnrl import algorithms, envs
+    import jax
+
+    from fnrl import algorithms, envs, parallel
     from fnrl.config import ConfigError, override
     from fnrl.training import check_env, make_env
 
@@ -55,17 +86,18 @@ def _prepare(args):
         module = algorithms.get(args.algo)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if args.env not in envs.list():
-        try:
-            envs.make(args.env)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+    try:
+        envs.make(args.env)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if args.steps <= 0:
         raise UsageError(f"invalid --steps {args.steps}: must be a positive integer")
     try:
         config = module.Config(env=args.env, total_steps=args.steps)
-        config = override(config, args.overrides)
+        every_device = [f"num_devices={jax.device_count()}"] if args.distributed else []
+        config = override(config, every_device + args.overrides)  # the user's own setting wins
         check_env(args.algo, module.SUPPORTS, make_env(config).spec, args.env)
+        parallel.make_mesh(config.num_devices)  # enough devices?
     except (ConfigError, ValueError, TypeError) as e:
         raise UsageError(str(e).splitlines()[0]) from None
     if os.path.exists(os.path.join(args.out, "summary.json")) or os.path.exists(
@@ -76,6 +108,7 @@ def _prepare(args):
 
 
 def _train(args) -> None:
+    _distribute(args)
     module, config = _prepare(args)
 
     import jax
@@ -102,7 +135,11 @@ def _train(args) -> None:
     start[0] = time.perf_counter()
     _, _ = jax.block_until_ready(compiled(key))
     wall_s = time.perf_counter() - start[0]
+    if jax.process_index() != 0:
+        print(f"process {jax.process_index()} of {jax.process_count()} done; process 0 writes {args.out}")
+        return
 
+    rows.sort(key=lambda r: r["step"])  # callbacks from a multi-device run may arrive out of order
     final = rows[-1]
     summary = {
         "algo": args.algo, "env": config.env, "steps": final["step"], "seed": args.seed,

@@ -12,6 +12,11 @@ optimiser states, ...):
 :func:`make_on_policy_train` turns them into ``train(key) -> (learner, metrics)``: the whole
 run -- rollouts, updates and periodic evaluation -- is one ``lax.scan``, so ``jax.jit(train)``
 compiles one program and ``jax.vmap(train)`` trains many seeds at once.
+
+With ``num_devices = D > 1`` the same program is data-parallel over ``D`` devices (of one or
+several hosts): the environment batch is split across them and the learner replicated
+(:mod:`fnrl.parallel`), so gradients are averaged over the global batch and the result equals
+the single-device run with the same seed up to floating-point reduction order.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from fnrl import envs
+from fnrl import envs, parallel
 from fnrl.config import check
 from fnrl.envs.wrappers import NormalizeObservation
 from fnrl.rollout import episode_metrics, rollout
@@ -40,10 +45,13 @@ class OnPolicyConfig:
     eval_episodes: int = 16
     hidden_sizes: tuple[int, ...] = (64, 64)
     normalize_obs: bool = False
+    num_devices: int = 1  # data-parallel devices (all processes'); must divide num_envs
 
     def __post_init__(self):
         check(self.total_steps > 0, "total_steps", self.total_steps, "a positive integer")
         check(self.num_envs > 0, "num_envs", self.num_envs, "a positive integer")
+        check(self.num_devices > 0 and self.num_envs % self.num_devices == 0, "num_devices",
+              self.num_devices, f"a positive divisor of num_envs={self.num_envs}")
         check(self.rollout_length > 0, "rollout_length", self.rollout_length, "a positive integer")
         check(0.0 <= self.gamma <= 1.0, "gamma", self.gamma, "in [0, 1]")
         check(self.num_evals > 0, "num_evals", self.num_evals, "a positive integer")
@@ -103,21 +111,37 @@ def make_on_policy_train(config: OnPolicyConfig, env: envs.Env, init: Callable, 
     steps so far), ``episode_return`` (mean evaluation return) and the last update's metrics.
     ``on_eval(step, episode_return, metrics)``, if given, is called on the host at each
     evaluation point through ``jax.debug.callback`` (a bounded rate: ``num_evals`` calls).
+
+    With ``config.num_devices > 1`` the environment state and trajectories are sharded along
+    the environment axis over a device mesh and the learner is replicated
+    (:func:`fnrl.parallel.shard_batch`); raises a one-line ``ValueError`` here when fewer
+    devices are available.
     """
-    train_env = envs.wrap(env, num_envs=config.num_envs, normalize_obs=config.normalize_obs)
+    def wrap(num_envs):
+        return envs.wrap(env, num_envs=num_envs, normalize_obs=config.normalize_obs)
+
+    train_env = wrap(config.num_envs)
     max_steps = getattr(env, "max_episode_steps", 1000)
+    mesh = parallel.make_mesh(config.num_devices) if config.num_devices > 1 else None
+    env_axes = parallel.batch_axes(lambda n: wrap(n).reset(jax.random.PRNGKey(0)), config.num_envs) if mesh else 0
+
+    def shard(env_state, learner):
+        """Environments split over the devices, learner replicated (identity on one device)."""
+        return parallel.shard_batch(env_state, mesh, env_axes), parallel.shard_batch(learner, mesh, None)
 
     def train(key):
         init_key, reset_key, key = jax.random.split(key, 3)
         env_state = train_env.reset(reset_key)
-        learner = init(init_key, env_state.obs)
+        env_state, learner = shard(env_state, init(init_key, env_state.obs))
 
         def one_update(carry, key):
             learner, env_state = carry
             rollout_key, update_key = jax.random.split(key)
             env_state, trajectory, episodes = rollout(train_env, act, learner, env_state,
                                                       rollout_key, config.rollout_length)
+            trajectory = parallel.shard_batch(trajectory, mesh, axis=1)  # [T, B, ...]
             learner, metrics = update(learner, trajectory, update_key)
+            env_state, learner = shard(env_state, learner)
             train_return = episode_metrics(episodes)["episode_return"]
             return (learner, env_state), {**metrics, "train_episode_return": train_return}
 
@@ -132,7 +156,8 @@ def make_on_policy_train(config: OnPolicyConfig, env: envs.Env, init: Callable, 
                                       env_state.info.get("obs_stats"))
             step = (index + 1) * config.updates_per_eval * config.steps_per_update
             if on_eval is not None:
-                jax.debug.callback(on_eval, step, episode_return, metrics, ordered=True)
+                # Ordered effects are single-device only; across devices the host sorts by step.
+                jax.debug.callback(on_eval, step, episode_return, metrics, ordered=mesh is None)
             return carry, {"step": step, "episode_return": episode_return, **metrics}
 
         periods = (jnp.arange(config.num_evals), jax.random.split(key, config.num_evals))
