@@ -11,7 +11,7 @@ import importlib
 from types import ModuleType
 
 # Name -> module under fnrl.algorithms.
-_ALGORITHMS = ("reinforce",)
+_ALGORITHMS = ("reinforce", "a2c", "ppo", "npg", "trpo", "dqn", "ddpg", "td3", "sac")
 
 
 def names() -> list[str]:
