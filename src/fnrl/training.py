@@ -94,7 +94,9 @@ def evaluate(env: envs.Env, act: Callable, learner: Any, key, num_episodes: int,
         state, total, alive = carry
         action, _ = act(learner, state.obs, step_key)
         state = batched.step(state, action)
-        total = total + alive * state.reward
+        # A where, not alive * reward: an ended episode keeps stepping, and Brax physics past a
+        # termination can reach NaN (e.g. brax/ant), which 0 * NaN would carry into the total.
+        total = total + jnp.where(alive > 0, state.reward, 0.0)
         alive = alive * (1.0 - jnp.maximum(state.termination, state.truncation))
         return (state, total, alive), None
 
