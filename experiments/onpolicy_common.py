@@ -13,6 +13,7 @@ import os
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_concurrency_optimized_scheduler=false").strip()
 
 import dataclasses  # noqa: E402
+import json  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
@@ -42,8 +43,8 @@ def _first(steps, returns, target) -> str:
 
 
 def report(title: str, results: dict[str, Result], target: float | None, out: str, command: str) -> str:
-    """Writes ``out/table.md`` and ``out/curve.png``; returns the table. ``target=None``: no target
-    (the curve is only reported), so no first-step columns."""
+    """Writes ``out/table.md``, ``out/curve.png`` and the plotted data ``out/curves.json``; returns
+    the table. ``target=None``: no target (the curve is only reported), so no first-step columns."""
     os.makedirs(out, exist_ok=True)
     seeds = len(next(iter(results.values())).returns)
     header = ["algorithm", "final return (mean ± std)", "best seed-mean return", "steps", "wall s (compile incl.)"]
@@ -67,6 +68,8 @@ def report(title: str, results: dict[str, Result], target: float | None, out: st
     lines += [f"- {name}: `{dataclasses.asdict(r.config)}`" for name, r in results.items()]
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    with open(os.path.join(out, "curves.json"), "w") as f:  # the plotted data, per seed
+        json.dump({name: {"steps": r.steps.tolist(), "returns": r.returns.tolist()} for name, r in results.items()}, f)
 
     import matplotlib
 
@@ -80,7 +83,7 @@ def report(title: str, results: dict[str, Result], target: float | None, out: st
         ax.fill_between(r.steps, mean - std, mean + std, alpha=0.2)
     if target is not None:
         ax.axhline(target, color="grey", linestyle="--", linewidth=1)
-    ax.set(xlabel="environment steps", ylabel="mean evaluation return", title=f"{title} ({seeds} seeds, mean ± std)")
+    ax.set(xlabel="environment steps", ylabel="mean evaluation return", title=f"{title}\n{seeds} seeds, mean ± std")
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "curve.png"), dpi=100)

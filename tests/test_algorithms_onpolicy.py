@@ -99,7 +99,7 @@ def test_ppo_kl_penalty_adapts_beta():
     metrics = _run(ppo, config)
     _assert_finite(metrics)
     beta = config.init_kl_beta
-    for kl, logged in zip(metrics["kl"], metrics["kl_beta"]):
+    for kl, logged in zip(metrics["kl"], metrics["kl_beta"], strict=True):
         beta = float(losses.adaptive_kl_beta(beta, kl, config.kl_target))
         assert logged == beta
     assert len(set(metrics["kl_beta"].tolist())) > 1, metrics["kl_beta"]

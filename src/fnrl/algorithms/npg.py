@@ -21,12 +21,15 @@ normalised over the batch; V_φ is then regressed on the λ-returns Â_t + V_φo
 ``value_minibatches`` minibatches (:func:`fnrl.training.minibatch_epochs`), as in the GAE paper.
 
 :func:`make_natural_train` is that whole update with the policy step as an argument: NPG and
-TRPO differ only there. Defaults are tuned for cartpole.
+TRPO differ only there. Defaults are tuned for cartpole; on pendulum both reach about -145
+within 1M steps with ``normalize_obs=True, gamma=0.95, num_envs=16, rollout_length=256``
+(``experiments/onpolicy_pendulum.py``).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -73,7 +76,7 @@ class Config(NaturalConfig):
     """``step_size=None``: scale each step to the KL radius ``max_kl``; a number: the fixed
     step α of θ ← θ + α (F + cI)⁻¹ g (``max_kl`` unused)."""
 
-    step_size: Optional[float] = None  # Optional[...]: fnrl.config parses it from --set
+    step_size: Optional[float] = None  # not `float | None`: fnrl.config's --set parser reads Optional
 
     def __post_init__(self):
         super().__post_init__()

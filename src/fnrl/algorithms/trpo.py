@@ -13,8 +13,8 @@ measured KL ≤ δ; if none does, the policy is left unchanged. Logged: ``accept
 
 Everything else -- GAE advantages from a separate value network V_φ, the surrogate
 (:func:`fnrl.losses.surrogate_loss`) and KL over the whole batch, Adam regression of V_φ on the
-λ-returns -- is shared with NPG (:func:`fnrl.algorithms.npg.make_natural_train`). Defaults are
-tuned for cartpole.
+λ-returns -- is shared with NPG (:func:`fnrl.algorithms.npg.make_natural_train`), and so are the
+defaults (tuned for cartpole) and the pendulum settings given there.
 """
 from __future__ import annotations
 
