@@ -1,13 +1,30 @@
 """The ``fnrl`` command line.
 
-    fnrl train <algo> --env ENV --steps N --seed S --out DIR [--set key=value ...]
+    fnrl train <algo> --env ENV --steps N --seed S --out DIR [--config FILE] [--set key=value ...]
+    fnrl train <algo> ... --print-config          # the effective config, as YAML; trains nothing
+    fnrl train --resume DIR                        # continue a run from its newest checkpoint
+    fnrl eval DIR [--episodes N]                   # evaluate a run's saved policy
+    fnrl render DIR [--out FILE.html]              # an HTML viewer of one episode (Brax envs)
+    fnrl plot DIR... [--out FILE.png]              # overlay runs; seeds as mean ± std
     fnrl list
+
+A config is built as class defaults < ``--config FILE`` (YAML or JSON) < ``--env``/``--steps`` <
+``--set key=value``. A run directory holds ``config.json`` (written first), ``metrics.jsonl``
+and TensorBoard event files (one row per evaluation, as the run goes), ``checkpoints/``
+(the whole training state after every ``--checkpoint-every`` evaluations; the newest two are
+kept), and at the end ``summary.json`` and ``curve.png``. ``--resume DIR`` continues from the
+newest checkpoint and ends with exactly the parameters an uninterrupted run would have.
+
+Training stops at the first non-finite metric (exit code 3), naming it; the checkpoints
+written so far all hold finite states. The persistent JAX compilation cache
+(``$FNRL_CACHE_DIR/jax``, default ``~/.cache/fnrl/jax``) makes a second run of the same
+configuration start faster; ``--no-compile-cache`` turns it off.
 
 Several devices: ``--set num_devices=D`` (data parallel, see :mod:`fnrl.parallel`). Several
 hosts or processes: run the same command in each with ``--distributed`` (addresses from
 the cluster environment, e.g. SLURM) or ``--distributed --coordinator HOST:PORT
 --num-processes N --process-id I``; ``num_devices`` then defaults to every device of every
-process, and only process 0 writes DIR.
+process, and only process 0 writes DIR (every process takes part in saving checkpoints).
 
 Every input is checked before anything is compiled or written: a bad one gets a one-line
 error naming what was wrong and what is accepted, and exit code 2.
@@ -15,36 +32,67 @@ error naming what was wrong and what is accepted, and exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import math
 import os
 import sys
 import tempfile
 import time
+
+NON_FINITE_EXIT = 3
 
 
 class UsageError(Exception):
     """Bad user input: printed as one line, exit code 2."""
 
 
+class NonFinite(Exception):
+    """Training produced a non-finite metric: printed as one line, exit code 3."""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fnrl", description="Functional reinforcement learning in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train an agent and write metrics.jsonl, summary.json, curve.png")
-    train.add_argument("algo", help="algorithm name (see `fnrl list`)")
-    train.add_argument("--env", required=True, help="environment name (see `fnrl list`)")
-    train.add_argument("--steps", type=int, required=True, help="environment steps to train for")
+    train = sub.add_parser("train", help="train an agent; writes metrics, TensorBoard events, checkpoints, "
+                                          "summary.json and curve.png into --out")
+    train.add_argument("algo", nargs="?", help="algorithm name (see `fnrl list`)")
+    train.add_argument("--env", help="environment name (see `fnrl list`); or `env` in --config")
+    train.add_argument("--steps", type=int, help="environment steps to train for; or `total_steps` in --config")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", required=True, help="output directory (created; must not hold a run)")
+    train.add_argument("--out", help="output directory (created; must not hold a run)")
+    train.add_argument("--config", metavar="FILE", help="YAML or JSON file of config fields")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field; repeatable")
+    train.add_argument("--print-config", action="store_true", help="print the effective config and exit")
+    train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint")
+    train.add_argument("--checkpoint-every", type=int, default=1, metavar="K",
+                       help="save a checkpoint every K evaluations (default 1)")
+    train.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
     train.add_argument("--distributed", action="store_true",
                        help="join a multi-process run (jax.distributed.initialize) and train over every "
                             "process's devices; only process 0 writes --out")
     train.add_argument("--coordinator", metavar="HOST:PORT", help="with --distributed: process 0's address")
     train.add_argument("--num-processes", type=int, metavar="N", help="with --distributed: number of processes")
     train.add_argument("--process-id", type=int, metavar="I", help="with --distributed: this process's index")
+
+    evaluate = sub.add_parser("eval", help="evaluate the policy saved in a run directory")
+    evaluate.add_argument("run", metavar="DIR")
+    evaluate.add_argument("--episodes", type=int, default=32)
+    evaluate.add_argument("--seed", type=int, default=0)
+
+    render = sub.add_parser("render", help="write a self-contained HTML viewer of one episode (Brax envs)")
+    render.add_argument("run", metavar="DIR")
+    render.add_argument("--out", help="HTML file to write (default DIR/episode.html)")
+    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--max-steps", type=int, help="stop the episode after this many steps")
+
+    plot = sub.add_parser("plot", help="overlay the learning curves of runs (seeds as mean ± std)")
+    plot.add_argument("runs", nargs="+", metavar="DIR")
+    plot.add_argument("--out", default="curves.png", help="image to write (default curves.png)")
+    plot.add_argument("--metric", default="episode_return", help="a column of metrics.jsonl")
 
     sub.add_parser("list", help="print the algorithms and environments")
     return parser
@@ -74,104 +122,307 @@ def _distribute(args) -> None:
         raise UsageError(f"--distributed: could not join the run: {str(e).splitlines()[0]}") from None
 
 
-def _prepare(args):
-    """Validates everything the run needs; returns (module, config, env). Writes nothing."""
+def _one_line(error: Exception) -> UsageError:
+    return UsageError(str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
+def _read_run(run_dir: str) -> dict:
+    """``DIR/config.json`` of a run: algo, env, seed and config fields."""
+    path = os.path.join(run_dir, "config.json")
+    try:
+        with open(path) as f:
+            run = json.load(f)
+        return {"algo": run["algo"], "seed": int(run["seed"]), "config": dict(run["config"])}
+    except FileNotFoundError:
+        raise UsageError(f"{run_dir!r} holds no run: {path} is missing") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{path} is corrupt: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def _build(algo: str, fields: dict, args=None):
+    """The algorithm module and its validated config. ``fields`` come from a run directory;
+    ``args`` (a fresh run) adds --config, --env, --steps and --set on top."""
     import jax
 
-    from fnrl import algorithms, envs, parallel
-    from fnrl.config import ConfigError, override
+    from fnrl import algorithms, config as fnrl_config, envs, parallel
     from fnrl.training import check_env, make_env
 
     try:
-        module = algorithms.get(args.algo)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    try:
-        envs.make(args.env)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if args.steps <= 0:
-        raise UsageError(f"invalid --steps {args.steps}: must be a positive integer")
-    try:
-        config = module.Config(env=args.env, total_steps=args.steps)
-        every_device = [f"num_devices={jax.device_count()}"] if args.distributed else []
-        config = override(config, every_device + args.overrides)  # the user's own setting wins
-        check_env(args.algo, module.SUPPORTS, make_env(config).spec, args.env)
+        module = algorithms.get(algo)
+        config = fnrl_config.apply(module.Config(), fields, source="config.json") if fields else module.Config()
+        if args is not None:
+            if args.config:
+                config = fnrl_config.apply(config, fnrl_config.load_file(args.config), source=args.config)
+            if args.env is not None:
+                config = dataclasses.replace(config, env=args.env)
+            if args.steps is not None:
+                if args.steps <= 0:
+                    raise UsageError(f"invalid --steps {args.steps}: must be a positive integer")
+                config = dataclasses.replace(config, total_steps=args.steps)
+            every_device = [f"num_devices={jax.device_count()}"] if args.distributed else []
+            config = fnrl_config.override(config, every_device + args.overrides)  # the user's own setting wins
+        envs.make(config.env)
+        check_env(algo, module.SUPPORTS, make_env(config).spec, config.env)
         parallel.make_mesh(config.num_devices)  # enough devices?
-    except (ConfigError, ValueError, TypeError) as e:
-        raise UsageError(str(e).splitlines()[0]) from None
-    if os.path.exists(os.path.join(args.out, "summary.json")) or os.path.exists(
-        os.path.join(args.out, "metrics.jsonl")
-    ):
-        raise UsageError(f"--out {args.out!r} already holds a run; choose another directory")
+    except (ValueError, TypeError) as e:  # ConfigError is a ValueError
+        raise _one_line(e) from None
     return module, config
 
 
-def _train(args) -> None:
+def _prepare(args):
+    """Validates a fresh run's inputs; returns (module, config). Writes nothing."""
+    if args.algo is None:
+        raise UsageError("train needs an algorithm (see `fnrl list`), or --resume DIR")
+    module, config = _build(args.algo, {}, args)
+    if args.print_config:
+        return module, config
+    if args.env is None and not args.config:
+        raise UsageError("train needs --env ENV (or `env` in --config FILE)")
+    if args.steps is None and not args.config:
+        raise UsageError("train needs --steps N (or `total_steps` in --config FILE)")
+    if args.out is None:
+        raise UsageError("train needs --out DIR")
+    if any(os.path.exists(os.path.join(args.out, name)) for name in ("config.json", "metrics.jsonl", "summary.json")):
+        raise UsageError(f"--out {args.out!r} already holds a run; choose another directory, or --resume it")
+    return module, config
+
+
+def _prepare_resume(args):
+    """Validates ``--resume DIR``; returns (module, config, seed)."""
+    given = [flag for flag, value in (("--env", args.env), ("--steps", args.steps), ("--out", args.out),
+                                      ("--config", args.config), ("--set", args.overrides),
+                                      ("--print-config", args.print_config)) if value]
+    if given:
+        raise UsageError(f"--resume takes the run's own settings from DIR/config.json; drop {', '.join(given)}")
+    run = _read_run(args.resume)
+    if args.algo is not None and args.algo != run["algo"]:
+        raise UsageError(f"--resume {args.resume!r} is a {run['algo']} run, not {args.algo}")
+    module, config = _build(run["algo"], run["config"])
+    return module, config, run["algo"], run["seed"]
+
+
+def _enable_compile_cache() -> None:
+    """Persistent compilation cache, unless the user set JAX's own cache directory."""
+    import jax
+
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    root = os.environ.get("FNRL_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "fnrl")
+    jax.config.update("jax_compilation_cache_dir", os.path.join(root, "jax"))
+
+
+def _write_json(path: str, value: dict) -> None:
+    """Writes ``path`` whole or not at all (temporary file, then rename)."""
+    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path) or ".", delete=False, suffix=".tmp") as f:
+        json.dump(value, f, indent=2)
+    os.replace(f.name, path)
+
+
+def _non_finite(row: dict) -> list[str]:
+    """``name=value`` for each non-finite value of ``row``. ``train_episode_return`` is left out:
+    it is NaN by design while no training episode has ended."""
+    return [f"{k}={v}" for k, v in row.items() if k != "train_episode_return" and not math.isfinite(v)]
+
+
+class _Compiled:
+    """A run's three programs (:class:`fnrl.loop.Train`), jitted and compiled ahead of running."""
+
+    def __init__(self, train, key):
+        import jax
+
+        carry = jax.eval_shape(train.init, key)
+        _, metrics = jax.eval_shape(train.advance, carry)
+        start = time.perf_counter()
+        self.init = jax.jit(train.init).lower(key).compile()
+        self.advance = jax.jit(train.advance, donate_argnums=0).lower(carry).compile()
+        self.evaluate = jax.jit(train.evaluate, donate_argnums=0).lower(carry, metrics).compile()
+        self.seconds = time.perf_counter() - start
+        self.carry_shape = carry
+
+
+def _run(train, compiled, carry, done: int, logger, checkpoints, checkpoint_every: int, out: str) -> float:
+    """Runs chunks ``done + 1 ..`` of ``train``, logging each evaluation, checkpointing every
+    ``checkpoint_every`` evaluations and stopping at the first non-finite metric; returns the
+    wall time."""
+    from fnrl.progress import Progress
+
+    start, start_step = time.perf_counter(), train.step(done)
+    with Progress(train.step(train.num_chunks)) as progress:
+        progress.update(start_step)
+        for chunk in range(done + 1, train.num_chunks + 1):
+            carry, metrics = compiled.advance(carry)
+            step = train.step(chunk)
+            progress.update(step)
+            bad = _non_finite({k: float(v) for k, v in metrics.items()})
+            if not bad and chunk % train.chunks_per_eval == 0:
+                carry, row = compiled.evaluate(carry, metrics)
+                elapsed = time.perf_counter() - start
+                row = {k: float(v) for k, v in row.items()}
+                row.update(step=int(row["step"]), sps=(step - start_step) / max(elapsed, 1e-9), wall_s=elapsed)
+                bad = _non_finite(row)
+                if logger is not None:
+                    logger.log(row)
+                progress.evaluation(step, row["episode_return"])
+                period = chunk // train.chunks_per_eval
+                if checkpoints is not None and not bad and (period % checkpoint_every == 0 or chunk == train.num_chunks):
+                    checkpoints.save(chunk, carry)
+            if bad:
+                last = checkpoints.latest() if checkpoints is not None else None
+                kept = (f"the last finite checkpoint is {out}/checkpoints/{last} (step {train.step(last)})"
+                        if last is not None else "no checkpoint was written")
+                raise NonFinite(f"training stopped at step {step}: non-finite {', '.join(bad)}; {kept}")
+    return time.perf_counter() - start
+
+
+def _train(args) -> int:
     _distribute(args)
-    module, config = _prepare(args)
+    if args.checkpoint_every <= 0:
+        raise UsageError(f"invalid --checkpoint-every {args.checkpoint_every}: must be a positive integer")
+    if args.resume:
+        module, config, algo, seed = _prepare_resume(args)
+        out = args.resume
+    else:
+        module, config = _prepare(args)
+        algo, seed, out = args.algo, args.seed, args.out
+    if args.print_config:
+        from fnrl.config import dump
+
+        print(dump(config), end="")
+        return 0
 
     import jax
 
-    from fnrl.logging import plot_curve
+    from fnrl.checkpoint import Checkpoints
+    from fnrl.logging import RunLogger, plot_curve, read_metrics
 
-    rows: list[dict] = []
-    start = [0.0]
+    if not args.no_compile_cache:
+        _enable_compile_cache()
+    writer = jax.process_index() == 0
+    train = module.make_train(config)
+    key = jax.random.PRNGKey(seed)
+    compiled = _Compiled(train, key)
+    print(f"{algo} on {config.env}: compiled in {compiled.seconds:.1f}s, training {config.total_steps} steps",
+          flush=True)
 
-    def on_eval(step, episode_return, metrics):
-        elapsed = time.perf_counter() - start[0]
-        row = {"step": int(step), "episode_return": float(episode_return),
-               "sps": float(step) / max(elapsed, 1e-9), "wall_s": elapsed}
-        row.update({k: float(v) for k, v in metrics.items()})
-        rows.append(row)
-        print(f"step {row['step']:>9d}  return {row['episode_return']:9.2f}  sps {row['sps']:9.0f}", flush=True)
+    if not writer:  # another process of a --distributed run: trains, writes nothing
+        _run(train, compiled, compiled.init(key), 0, None, None, args.checkpoint_every, out)
+        print(f"process {jax.process_index()} of {jax.process_count()} done; process 0 writes {out}")
+        return 0
+    os.makedirs(out, exist_ok=True)
+    # Checkpoints need every process's shards; a multi-process run keeps none (and cannot --resume).
+    single = jax.process_count() == 1
+    with Checkpoints(os.path.join(out, "checkpoints")) if single else contextlib.nullcontext() as checkpoints:
+        done = checkpoints.latest() if args.resume and checkpoints is not None else None
+        if done is None:
+            carry, done = compiled.init(key), 0
+        else:
+            carry = checkpoints.restore(compiled.carry_shape, done)
+            print(f"resuming {out} after step {train.step(done)}", flush=True)
+        if not args.resume:
+            _write_json(os.path.join(out, "config.json"),
+                        {"algo": algo, "env": config.env, "seed": seed, "config": dataclasses.asdict(config)})
+        with RunLogger(out, resume_step=train.step(done) if args.resume else None) as logger:
+            wall_s = _run(train, compiled, carry, done, logger, checkpoints, args.checkpoint_every, out)
 
-    train = jax.jit(module.make_train(config, on_eval=on_eval))
-    key = jax.random.PRNGKey(args.seed)
-    t0 = time.perf_counter()
-    compiled = train.lower(key).compile()
-    compile_s = time.perf_counter() - t0
-    print(f"{args.algo} on {config.env}: compiled in {compile_s:.1f}s, training {config.total_steps} steps", flush=True)
-    start[0] = time.perf_counter()
-    _, _ = jax.block_until_ready(compiled(key))
-    wall_s = time.perf_counter() - start[0]
-    if jax.process_index() != 0:
-        print(f"process {jax.process_index()} of {jax.process_count()} done; process 0 writes {args.out}")
-        return
-
-    rows.sort(key=lambda r: r["step"])  # callbacks from a multi-device run may arrive out of order
+    rows = read_metrics(out)
     final = rows[-1]
     summary = {
-        "algo": args.algo, "env": config.env, "steps": final["step"], "seed": args.seed,
-        "episode_return": final["episode_return"], "wall_s": wall_s, "compile_s": compile_s,
-        "sps": final["step"] / wall_s, "config": dataclasses.asdict(config),
+        "algo": algo, "env": config.env, "steps": final["step"], "seed": seed,
+        "episode_return": final["episode_return"], "wall_s": wall_s, "compile_s": compiled.seconds,
+        "sps": (final["step"] - train.step(done)) / wall_s, "resumed": bool(args.resume),
+        "config": dataclasses.asdict(config),
     }
-    # Write into a temporary directory beside DIR, then move the files in: no half-written run.
-    os.makedirs(args.out, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=args.out) as tmp:
-        with open(os.path.join(tmp, "metrics.jsonl"), "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
-        with open(os.path.join(tmp, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
+    with tempfile.TemporaryDirectory(dir=out) as tmp:  # curve and summary appear whole or not at all
         plot_curve([r["step"] for r in rows], [r["episode_return"] for r in rows],
-                   os.path.join(tmp, "curve.png"), title=f"{args.algo} on {config.env} (seed {args.seed})")
-        for name in ("metrics.jsonl", "curve.png", "summary.json"):
-            os.replace(os.path.join(tmp, name), os.path.join(args.out, name))
+                   os.path.join(tmp, "curve.png"), title=f"{algo} on {config.env} (seed {seed})")
+        os.replace(os.path.join(tmp, "curve.png"), os.path.join(out, "curve.png"))
+    _write_json(os.path.join(out, "summary.json"), summary)
     print(f"final return {final['episode_return']:.2f} after {final['step']} steps "
-          f"({summary['sps']:.0f} steps/s); wrote {args.out}/metrics.jsonl, summary.json, curve.png")
+          f"({summary['sps']:.0f} steps/s); wrote {out}")
+    return 0
+
+
+def _load_policy(run_dir: str):
+    """The run's :class:`fnrl.loop.Train` and its newest checkpointed carry."""
+    import jax
+
+    from fnrl.checkpoint import Checkpoints
+
+    run = _read_run(run_dir)
+    module, config = _build(run["algo"], run["config"])
+    train = module.make_train(config)
+    key = jax.random.PRNGKey(run["seed"])
+    with Checkpoints(os.path.join(run_dir, "checkpoints")) as checkpoints:
+        try:
+            carry = checkpoints.restore(jax.eval_shape(train.init, key))
+        except ValueError as e:
+            raise _one_line(e) from None
+    return train, carry, config
+
+
+def _obs_stats(carry):
+    return carry["env_state"].info.get("obs_stats")
+
+
+def _eval(args) -> int:
+    import jax
+
+    from fnrl.training import evaluate
+
+    if args.episodes <= 0:
+        raise UsageError(f"invalid --episodes {args.episodes}: must be a positive integer")
+    train, carry, config = _load_policy(args.run)
+    max_steps = getattr(train.env, "max_episode_steps", 1000)
+    run = jax.jit(lambda c, k: evaluate(train.env, train.act, c["learner"], k, args.episodes, max_steps,
+                                        _obs_stats(c)))
+    episode_return = float(run(carry, jax.random.PRNGKey(args.seed)))
+    print(json.dumps({"run": args.run, "env": config.env, "episodes": args.episodes, "episode_return": episode_return}))
+    return 0
+
+
+def _render(args) -> int:
+    import jax
+
+    from fnrl.render import RenderError, render_episode
+
+    if args.max_steps is not None and args.max_steps <= 0:
+        raise UsageError(f"invalid --max-steps {args.max_steps}: must be a positive integer")
+    train, carry, config = _load_policy(args.run)
+    out = args.out or os.path.join(args.run, "episode.html")
+    try:
+        html = render_episode(train.env, train.act, carry["learner"], jax.random.PRNGKey(args.seed),
+                              obs_stats=_obs_stats(carry), max_steps=args.max_steps)
+    except (ValueError, RenderError) as e:
+        raise _one_line(e) from None
+    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(out)), delete=False) as f:
+        f.write(html)
+    os.replace(f.name, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _plot(args) -> int:
+    from fnrl.logging import plot_runs
+
+    try:
+        plot_runs(args.runs, args.out, args.metric)
+    except ValueError as e:
+        raise _one_line(e) from None
+    print(f"wrote {args.out}")
+    return 0
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"list": lambda a: _list() or 0, "train": _train, "eval": _eval, "render": _render, "plot": _plot}
     try:
-        if args.command == "list":
-            _list()
-        elif args.command == "train":
-            _train(args)
+        return commands[args.command](args)
     except UsageError as e:
         print(f"fnrl: error: {e}", file=sys.stderr)
         return 2
-    return 0
+    except NonFinite as e:
+        print(f"fnrl: error: {e}", file=sys.stderr)
+        return NON_FINITE_EXIT
 
 
 if __name__ == "__main__":

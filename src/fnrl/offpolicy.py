@@ -26,7 +26,9 @@ pytree (parameters, target parameters, optimiser states, counters):
 The replay ratio is ``updates_per_rollout / (num_envs · rollout_length)`` updates per
 environment step. The whole run -- warm-up, acting, replay, updates and evaluation -- is one
 ``lax.scan`` program with the buffer on the device, so ``jax.jit(train)`` compiles once and
-``jax.vmap(train)`` trains many seeds, each with its own buffer.
+``jax.vmap(train)`` trains many seeds, each with its own buffer. ``train`` is a
+:class:`fnrl.loop.Train`, which also exposes the run's pieces (the buffer is part of the carry,
+so a checkpoint holds it and a resumed run replays exactly what it would have).
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fnrl import envs, replay
+from fnrl import envs, loop, replay
 from fnrl.config import check
 from fnrl.rollout import rollout
 from fnrl.training import evaluate
@@ -123,7 +125,7 @@ class OffPolicyConfig:
         return _ceil_div(remaining, self.num_evals * self.steps_per_iteration)
 
 
-def make_off_policy_train(config: OffPolicyConfig, agent: Agent, on_eval: Callable | None = None) -> Callable:
+def make_off_policy_train(config: OffPolicyConfig, agent: Agent, on_eval: Callable | None = None) -> loop.Train:
     """Builds ``train(key) -> (learner, metrics)`` from an algorithm's :class:`Agent`.
 
     ``metrics`` holds, per evaluation point (``[config.num_evals]``): ``step`` (environment
@@ -140,6 +142,8 @@ def make_off_policy_train(config: OffPolicyConfig, agent: Agent, on_eval: Callab
     n, length = config.n_step, config.rollout_length
     warmup_steps = config.warmup_length * config.num_envs
     total_iterations = config.num_evals * config.iterations_per_eval
+    size = loop.chunk_size(config.iterations_per_eval, config.num_evals)
+    chunks_per_eval = config.iterations_per_eval // size
 
     def random_policy(_, obs, key):
         return spec.sample_action(key, (config.num_envs,)), {}
@@ -167,7 +171,7 @@ def make_off_policy_train(config: OffPolicyConfig, agent: Agent, on_eval: Callab
         return (learner, buffer), metrics
 
     def one_iteration(carry, inputs):
-        learner, buffer, env_state, pending = carry
+        learner, buffer, env_state, pending, ended = carry
         index, key = inputs
         rollout_key, update_key = jax.random.split(key)
         step = warmup_steps + index * config.steps_per_iteration
@@ -181,11 +185,11 @@ def make_off_policy_train(config: OffPolicyConfig, agent: Agent, on_eval: Callab
         progress = jnp.full(config.updates_per_rollout, index / total_iterations, jnp.float32)
         (learner, buffer), metrics = jax.lax.scan(
             one_update, (learner, buffer), (jax.random.split(update_key, config.updates_per_rollout), progress))
-        ended = (jnp.sum(episodes.done * episodes.episode_return), jnp.sum(episodes.done))
+        ended = (ended[0] + jnp.sum(episodes.done * episodes.episode_return), ended[1] + jnp.sum(episodes.done))
         last = jax.tree_util.tree_map(lambda x: x[-1], metrics)
-        return (learner, buffer, env_state, tail(joined)), (last, ended)
+        return (learner, buffer, env_state, tail(joined), ended), last
 
-    def train(key):
+    def init_carry(key):
         init_key, reset_key, warmup_key, key = jax.random.split(key, 4)
         env_state = train_env.reset(reset_key)
         learner = init(init_key, env_state.obs)
@@ -194,26 +198,27 @@ def make_off_policy_train(config: OffPolicyConfig, agent: Agent, on_eval: Callab
         example = jax.tree_util.tree_map(lambda x: x[0, 0], transitions)
         buffer = replay.init(example, config.buffer_size, prioritized=config.prioritized)
         buffer = replay.insert(buffer, transitions)
+        return {"learner": learner, "env_state": env_state, "key": key, "chunk": jnp.zeros((), jnp.int32),
+                "buffer": buffer, "pending": tail(warmup), "ended": (jnp.zeros(()), jnp.zeros(()))}
 
-        def one_period(carry, inputs):
-            period, key = inputs
-            train_key, eval_key = jax.random.split(key)
-            indices = period * config.iterations_per_eval + jnp.arange(config.iterations_per_eval)
-            carry, (metrics, (return_sum, count)) = jax.lax.scan(
-                one_iteration, carry, (indices, jax.random.split(train_key, config.iterations_per_eval)))
-            metrics = jax.tree_util.tree_map(lambda x: x[-1], metrics)
-            count = jnp.sum(count)
-            metrics["train_episode_return"] = jnp.where(count > 0, jnp.sum(return_sum) / jnp.maximum(count, 1), jnp.nan)
-            episode_return = evaluate(env, act, carry[0], eval_key, config.eval_episodes, max_steps)
-            step = warmup_steps + (period + 1) * config.iterations_per_eval * config.steps_per_iteration
-            if on_eval is not None:
-                jax.debug.callback(on_eval, step, episode_return, metrics, ordered=True)
-            return carry, {"step": step, "episode_return": episode_return, **metrics}
+    def advance(carry):
+        keys = loop.update_keys(carry["key"], carry["chunk"], config.num_evals, config.iterations_per_eval, size)
+        indices = carry["chunk"] * size + jnp.arange(size)
+        inner = (carry["learner"], carry["buffer"], carry["env_state"], carry["pending"], carry["ended"])
+        (learner, buffer, env_state, pending, ended), metrics = jax.lax.scan(one_iteration, inner, (indices, keys))
+        carry = {**carry, "learner": learner, "buffer": buffer, "env_state": env_state, "pending": pending,
+                 "ended": ended, "chunk": carry["chunk"] + 1}
+        return carry, jax.tree_util.tree_map(lambda x: x[-1], metrics)
 
-        periods = (jnp.arange(config.num_evals), jax.random.split(key, config.num_evals))
-        carry = (learner, buffer, env_state, tail(warmup))
-        (learner, *_), metrics = jax.lax.scan(one_period, carry, periods)
-        return learner, metrics
+    def evaluate_carry(carry, metrics):
+        key = loop.eval_key(carry["key"], carry["chunk"], config.num_evals, chunks_per_eval)
+        return_sum, count = carry["ended"]
+        train_return = jnp.where(count > 0, return_sum / jnp.maximum(count, 1), jnp.nan)
+        episode_return = evaluate(env, act, carry["learner"], key, config.eval_episodes, max_steps)
+        step = warmup_steps + carry["chunk"] * size * config.steps_per_iteration
+        carry = {**carry, "ended": (jnp.zeros(()), jnp.zeros(()))}
+        return carry, {"step": step, "episode_return": episode_return, **metrics, "train_episode_return": train_return}
 
-    return train
-
+    return loop.Train(init=init_carry, advance=advance, evaluate=evaluate_carry, num_evals=config.num_evals,
+                      chunks_per_eval=chunks_per_eval, steps_per_chunk=size * config.steps_per_iteration,
+                      env=env, act=act, initial_steps=warmup_steps, on_eval=on_eval)

@@ -11,7 +11,9 @@ optimiser states, ...):
 
 :func:`make_on_policy_train` turns them into ``train(key) -> (learner, metrics)``: the whole
 run -- rollouts, updates and periodic evaluation -- is one ``lax.scan``, so ``jax.jit(train)``
-compiles one program and ``jax.vmap(train)`` trains many seeds at once.
+compiles one program and ``jax.vmap(train)`` trains many seeds at once. ``train`` is a
+:class:`fnrl.loop.Train`, which also exposes the run's pieces, for the command line's
+checkpoints and progress.
 
 With ``num_devices = D > 1`` the same program is data-parallel over ``D`` devices (of one or
 several hosts): the environment batch is split across them and the learner replicated
@@ -26,7 +28,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from fnrl import envs, parallel
+from fnrl import envs, loop, parallel
 from fnrl.config import check
 from fnrl.envs.wrappers import NormalizeObservation
 from fnrl.rollout import episode_metrics, rollout
@@ -106,13 +108,15 @@ def evaluate(env: envs.Env, act: Callable, learner: Any, key, num_episodes: int,
 
 
 def make_on_policy_train(config: OnPolicyConfig, env: envs.Env, init: Callable, act: Callable,
-                         update: Callable, on_eval: Callable | None = None) -> Callable:
+                         update: Callable, on_eval: Callable | None = None) -> loop.Train:
     """Builds ``train(key) -> (learner, metrics)`` from an algorithm's ``init``/``act``/``update``.
 
     ``metrics`` holds, per evaluation point (``[config.num_evals]``): ``step`` (environment
-    steps so far), ``episode_return`` (mean evaluation return) and the last update's metrics.
-    ``on_eval(step, episode_return, metrics)``, if given, is called on the host at each
-    evaluation point through ``jax.debug.callback`` (a bounded rate: ``num_evals`` calls).
+    steps so far), ``episode_return`` (mean evaluation return), ``train_episode_return`` (mean
+    return of the training episodes that ended in the last update's rollout) and the last
+    update's metrics. ``on_eval(step, episode_return, metrics)``, if given, is called on the
+    host at each evaluation point through ``jax.debug.callback`` (``num_evals`` calls).
+    The returned :class:`fnrl.loop.Train` also exposes the run's pieces (init, advance, evaluate).
 
     With ``config.num_devices > 1`` the environment state and trajectories are sharded along
     the environment axis over a device mesh and the learner is replicated
@@ -126,47 +130,46 @@ def make_on_policy_train(config: OnPolicyConfig, env: envs.Env, init: Callable, 
     max_steps = getattr(env, "max_episode_steps", 1000)
     mesh = parallel.make_mesh(config.num_devices) if config.num_devices > 1 else None
     env_axes = parallel.batch_axes(lambda n: wrap(n).reset(jax.random.PRNGKey(0)), config.num_envs) if mesh else 0
+    size = loop.chunk_size(config.updates_per_eval, config.num_evals)
+    chunks_per_eval = config.updates_per_eval // size
 
     def shard(env_state, learner):
         """Environments split over the devices, learner replicated (identity on one device)."""
         return parallel.shard_batch(env_state, mesh, env_axes), parallel.shard_batch(learner, mesh, None)
 
-    def train(key):
+    def one_update(carry, key):
+        learner, env_state = carry
+        rollout_key, update_key = jax.random.split(key)
+        env_state, trajectory, episodes = rollout(train_env, act, learner, env_state,
+                                                  rollout_key, config.rollout_length)
+        trajectory = parallel.shard_batch(trajectory, mesh, axis=1)  # [T, B, ...]
+        learner, metrics = update(learner, trajectory, update_key)
+        env_state, learner = shard(env_state, learner)
+        train_return = episode_metrics(episodes)["episode_return"]
+        return (learner, env_state), {**metrics, "train_episode_return": train_return}
+
+    def init_carry(key):
         init_key, reset_key, key = jax.random.split(key, 3)
         env_state = train_env.reset(reset_key)
         env_state, learner = shard(env_state, init(init_key, env_state.obs))
+        return {"learner": learner, "env_state": env_state, "key": key, "chunk": jnp.zeros((), jnp.int32)}
 
-        def one_update(carry, key):
-            learner, env_state = carry
-            rollout_key, update_key = jax.random.split(key)
-            env_state, trajectory, episodes = rollout(train_env, act, learner, env_state,
-                                                      rollout_key, config.rollout_length)
-            trajectory = parallel.shard_batch(trajectory, mesh, axis=1)  # [T, B, ...]
-            learner, metrics = update(learner, trajectory, update_key)
-            env_state, learner = shard(env_state, learner)
-            train_return = episode_metrics(episodes)["episode_return"]
-            return (learner, env_state), {**metrics, "train_episode_return": train_return}
+    def advance(carry):
+        keys = loop.update_keys(carry["key"], carry["chunk"], config.num_evals, config.updates_per_eval, size)
+        (learner, env_state), metrics = jax.lax.scan(one_update, (carry["learner"], carry["env_state"]), keys)
+        carry = {**carry, "learner": learner, "env_state": env_state, "chunk": carry["chunk"] + 1}
+        return carry, jax.tree_util.tree_map(lambda x: x[-1], metrics)
 
-        def one_period(carry, inputs):
-            index, key = inputs
-            train_key, eval_key = jax.random.split(key)
-            carry, metrics = jax.lax.scan(one_update, carry,
-                                          jax.random.split(train_key, config.updates_per_eval))
-            metrics = jax.tree_util.tree_map(lambda x: x[-1], metrics)
-            learner, env_state = carry
-            episode_return = evaluate(env, act, learner, eval_key, config.eval_episodes, max_steps,
-                                      env_state.info.get("obs_stats"))
-            step = (index + 1) * config.updates_per_eval * config.steps_per_update
-            if on_eval is not None:
-                # Ordered effects are single-device only; across devices the host sorts by step.
-                jax.debug.callback(on_eval, step, episode_return, metrics, ordered=mesh is None)
-            return carry, {"step": step, "episode_return": episode_return, **metrics}
+    def evaluate_carry(carry, metrics):
+        key = loop.eval_key(carry["key"], carry["chunk"], config.num_evals, chunks_per_eval)
+        episode_return = evaluate(env, act, carry["learner"], key, config.eval_episodes, max_steps,
+                                  carry["env_state"].info.get("obs_stats"))
+        step = carry["chunk"] * size * config.steps_per_update
+        return carry, {"step": step, "episode_return": episode_return, **metrics}
 
-        periods = (jnp.arange(config.num_evals), jax.random.split(key, config.num_evals))
-        (learner, _), metrics = jax.lax.scan(one_period, (learner, env_state), periods)
-        return learner, metrics
-
-    return train
+    return loop.Train(init=init_carry, advance=advance, evaluate=evaluate_carry, num_evals=config.num_evals,
+                      chunks_per_eval=chunks_per_eval, steps_per_chunk=size * config.steps_per_update,
+                      env=env, act=act, on_eval=on_eval, ordered_callbacks=mesh is None)
 
 
 def minibatch_epochs(key, learner: Any, batch: Any, step: Callable, num_epochs: int,

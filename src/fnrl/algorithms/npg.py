@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -76,11 +75,11 @@ class Config(NaturalConfig):
     """``step_size=None``: scale each step to the KL radius ``max_kl``; a number: the fixed
     step α of θ ← θ + α (F + cI)⁻¹ g (``max_kl`` unused)."""
 
-    step_size: Optional[float] = None  # not `float | None`: fnrl.config's --set parser reads Optional
+    step_size: float | None = None
 
     def __post_init__(self):
         super().__post_init__()
-        check(self.step_size is None or self.step_size > 0, "step_size", self.step_size, "positive or none")
+        check(self.step_size is None or self.step_size > 0, "step_size", self.step_size, "positive or null")
 
 
 def make_natural_train(config: NaturalConfig, policy_step: Callable, on_eval=None):
