@@ -70,6 +70,11 @@ class BraxEnv(Env):
         return Spec(observation_shape=tuple(obs.shape), action_shape=(size,),
                     action_low=(-1.0,) * size, action_high=(1.0,) * size)
 
+    @property
+    def sys(self):
+        """Brax's ``System`` (the model that its physics steps and its renderer draws)."""
+        return self._brax.sys
+
     def reset(self, key: chex.PRNGKey) -> EnvState:
         return self._from_brax(self._brax.reset(key), info={})
 

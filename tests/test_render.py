@@ -133,7 +133,7 @@ def test_a_failed_download_names_the_url_and_where_to_put_the_file(env, short_st
     monkeypatch.setenv("FNRL_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(RenderError) as error:
-        viewer_html(env.unwrapped._brax.sys, short_states)
+        viewer_html(env.unwrapped.sys, short_states)
     message = str(error.value)
     assert "\n" not in message and "no network" in message
     assert re.search(r"https://registry\.npmjs\.org/(\S+)/-/\1-[\d.]+\.tgz", message)  # what could not be fetched
@@ -146,7 +146,7 @@ def test_a_tarball_with_the_wrong_hash_is_refused(env, short_states, tmp_path, m
     for name, package in render._PACKAGES.items():  # files saved by hand, all corrupt
         (tmp_path / "js" / f"{name}-{package.version}.tgz").write_bytes(b"not the package")
     with pytest.raises(RenderError, match=r"sha512 differs from the pinned sha512-") as error:
-        viewer_html(env.unwrapped._brax.sys, short_states)
+        viewer_html(env.unwrapped.sys, short_states)
     assert "\n" not in str(error.value)
     assert not [p for p in (tmp_path / "js").iterdir() if p.is_dir()]  # nothing was extracted
 
@@ -161,7 +161,7 @@ def test_a_changed_brax_template_fails_loudly(env, short_states, monkeypatch, ed
     original = render.html.render
     monkeypatch.setattr(render.html, "render", lambda *args, **kwargs: edit(original(*args, **kwargs)))
     with pytest.raises(RenderError, match=re.escape(complaint)) as error:
-        viewer_html(env.unwrapped._brax.sys, short_states)
+        viewer_html(env.unwrapped.sys, short_states)
     assert "\n" not in str(error.value)
 
 
@@ -210,5 +210,5 @@ def test_screenshot_shows_the_scene_offline(chromium, page, env, short_states, t
         html,  # negative control: Brax's own page loads its scripts from CDNs
     )
     (tmp_path / "cdn").mkdir()
-    cdn = screenshot(chromium, html.render(env.unwrapped._brax.sys, short_states), tmp_path / "cdn")
+    cdn = screenshot(chromium, html.render(env.unwrapped.sys, short_states), tmp_path / "cdn")
     assert body_shades(cdn)[0] == 0

@@ -211,3 +211,11 @@ def test_the_command_line_uses_the_persistent_compilation_cache(run):
     cache = os.path.join(os.environ["FNRL_CACHE_DIR"], "jax")
     assert jax.config.jax_compilation_cache_dir == cache
     assert any(name.startswith("jit_advance") for name in os.listdir(cache))
+
+
+def test_render_needs_a_brax_run(run, capsys):
+    """The Brax path (an HTML page drawn by headless Chromium) is tested in test_render.py."""
+    assert main(["render", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "brax/" in err
+    assert not (run / "episode.html").exists()

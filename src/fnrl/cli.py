@@ -211,11 +211,19 @@ def _enable_compile_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", os.path.join(root, "jax"))
 
 
-def _write_json(path: str, value: dict) -> None:
-    """Writes ``path`` whole or not at all (temporary file, then rename)."""
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path) or ".", delete=False, suffix=".tmp") as f:
-        json.dump(value, f, indent=2)
+def _write_atomic(path: str, text: str) -> None:
+    """Writes ``path`` whole or not at all (temporary file, then rename), with the usual mode."""
+    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(path)), delete=False,
+                                     suffix=".tmp") as f:
+        f.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(f.name, 0o666 & ~umask)
     os.replace(f.name, path)
+
+
+def _write_json(path: str, value: dict) -> None:
+    _write_atomic(path, json.dumps(value, indent=2))
 
 
 def _non_finite(row: dict) -> list[str]:
@@ -394,9 +402,7 @@ def _render(args) -> int:
                               obs_stats=_obs_stats(carry), max_steps=args.max_steps)
     except (ValueError, RenderError) as e:
         raise _one_line(e) from None
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(out)), delete=False) as f:
-        f.write(html)
-    os.replace(f.name, out)
+    _write_atomic(out, html)
     print(f"wrote {out}")
     return 0
 

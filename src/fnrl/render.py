@@ -164,7 +164,7 @@ def _brax_env(env: envs.Env):
     inner = env.unwrapped
     if not isinstance(inner, BraxEnv):
         raise ValueError(f"render needs a brax/<env> environment (see `fnrl list`), got {type(inner).__name__}")
-    return inner._brax  # its `.sys` is the system Brax's renderer draws
+    return inner
 
 
 def _viewer_modules() -> dict[str, str]:
