@@ -3,9 +3,9 @@
 1. Start-up: ``fnrl train`` run twice with the same configuration and an empty persistent
    compilation cache; prints each run's compile time (from ``summary.json``) and whole process
    time. The second run reads the compiled programs from the cache.
-2. Driving the run chunk by chunk from Python (as ``fnrl train`` does, for progress, the
-   non-finite guard and checkpoints; checkpoints are not written here) against the same run as
-   one program, ``jit(train)(key)``: environment steps/s of each and their ratio, timed
+2. Driving the run chunk by chunk from Python (``fnrl train``'s own loop, with its progress
+   lines and non-finite guard; no logs or checkpoints written) against the same run as one
+   program, ``jit(train)(key)``: environment steps/s of each and their ratio, timed
    alternately ``--repeats`` times, best of each.
 
     python benchmarks/command_line.py
@@ -53,21 +53,14 @@ def chunked_vs_one_program(args) -> tuple[float, float]:
     whole = jax.jit(train).lower(key).compile()
     pieces = cli._Compiled(train, key)
 
-    def chunked():
-        carry = pieces.init(key)
-        for chunk in range(1, train.num_chunks + 1):
-            carry, metrics = pieces.advance(carry)
-            {k: float(v) for k, v in metrics.items()}  # the guard's read-back, as in fnrl train
-            if chunk % train.chunks_per_eval == 0:
-                carry, row = pieces.evaluate(carry, metrics)
-                {k: float(v) for k, v in row.items()}
-        return carry["learner"]
+    def chunked():  # fnrl train's own loop, without writing logs or checkpoints
+        cli._run(train, pieces, pieces.init(key), 0, None, None, 1, "")
 
     best = {"one program": float("inf"), "chunked": float("inf")}
     for _ in range(args.repeats):
         for name, run in (("one program", lambda: whole(key)), ("chunked", chunked)):
             start = time.perf_counter()
-            jax.block_until_ready(run())
+            jax.block_until_ready(run())  # _run has read back every metric by the time it returns
             best[name] = min(best[name], time.perf_counter() - start)
     steps = train.step(train.num_chunks)
     return steps / best["one program"], steps / best["chunked"]

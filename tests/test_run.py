@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from fnrl import cli, config as fnrl_config, logging as fnrl_logging
-from fnrl.algorithms import ppo
+from fnrl.algorithms import dqn, ppo
 from fnrl.checkpoint import Checkpoints
 from fnrl.cli import main
 
@@ -101,6 +101,46 @@ def test_resume_after_an_interruption_ends_with_the_same_parameters(run, tmp_pat
     assert [{k: v for k, v in r.items() if k not in drop} for r in _rows(out)] == \
            [{k: v for k, v in r.items() if k not in drop} for r in _rows(run)]
     assert json.loads((out / "summary.json").read_text())["resumed"] is True
+
+
+DQN_SETS = ["learning_starts=500", "num_evals=3", "buffer_size=4000", "batch_size=32", "hidden_sizes=32,32",
+            "prioritized=true", "n_step=3", "eval_episodes=4"]
+
+
+def test_an_off_policy_run_resumes_exactly_with_its_replay_buffer(tmp_path, monkeypatch):
+    """DQN with prioritised 3-step replay, interrupted after its 2nd evaluation (before that
+    evaluation's checkpoint) and resumed from the 1st: the
+    checkpoint holds the buffer and its priorities, so the resumed run ends with the same
+    parameters, buffer and evaluation rows as the uninterrupted one."""
+    argv = ["train", "dqn", "--env", "cartpole", "--steps", "3000", "--seed", "2"]
+    argv += [a for s in DQN_SETS for a in ("--set", s)]
+    assert main(argv + ["--out", str(tmp_path / "whole")]) == 0
+    log = fnrl_logging.RunLogger.log
+
+    def log_then_die(self, row):
+        log(self, row)
+        if len(_rows(tmp_path / "cut")) == 2:
+            raise _Killed
+
+    monkeypatch.setattr(fnrl_logging.RunLogger, "log", log_then_die)
+    with pytest.raises(_Killed):
+        main(argv + ["--out", str(tmp_path / "cut")])
+    monkeypatch.undo()
+    assert len(list((tmp_path / "cut" / "checkpoints").iterdir())) == 1  # the one after the 1st evaluation
+    assert main(["train", "--resume", str(tmp_path / "cut")]) == 0
+
+    drop = ("sps", "wall_s")
+    whole, cut = ([{k: v for k, v in r.items() if k not in drop} for r in _rows(tmp_path / name)]
+                  for name in ("whole", "cut"))
+    assert len(whole) == 3 and whole == cut
+    config = fnrl_config.override(dqn.Config(env="cartpole", total_steps=3000), DQN_SETS)
+    like = jax.eval_shape(dqn.make_train(config).init, jax.random.PRNGKey(2))
+    with Checkpoints(str(tmp_path / "whole" / "checkpoints")) as a, \
+            Checkpoints(str(tmp_path / "cut" / "checkpoints")) as b:
+        assert a.latest() == b.latest()
+        for x, y in zip(jax.tree_util.tree_leaves(a.restore(like)), jax.tree_util.tree_leaves(b.restore(like)),
+                        strict=True):
+            np.testing.assert_array_equal(x, y)
 
 
 @pytest.mark.parametrize("extra, expected", [
@@ -219,3 +259,10 @@ def test_render_needs_a_brax_run(run, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "brax/" in err
     assert not (run / "episode.html").exists()
+
+
+def test_a_config_file_without_env_needs_env(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    path.write_text('{"total_steps": 1000}')
+    assert main(["train", "ppo", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
+    assert "train needs --env" in capsys.readouterr().err

@@ -176,9 +176,12 @@ def _prepare(args):
     module, config = _build(args.algo, {}, args)
     if args.print_config:
         return module, config
-    if args.env is None and not args.config:
+    from fnrl.config import load_file
+
+    in_file = set(load_file(args.config)) if args.config else set()  # _build has validated it
+    if args.env is None and "env" not in in_file:
         raise UsageError("train needs --env ENV (or `env` in --config FILE)")
-    if args.steps is None and not args.config:
+    if args.steps is None and "total_steps" not in in_file:
         raise UsageError("train needs --steps N (or `total_steps` in --config FILE)")
     if args.out is None:
         raise UsageError("train needs --out DIR")
@@ -188,7 +191,7 @@ def _prepare(args):
 
 
 def _prepare_resume(args):
-    """Validates ``--resume DIR``; returns (module, config, seed)."""
+    """Validates ``--resume DIR``; returns (module, config, algo, seed)."""
     given = [flag for flag, value in (("--env", args.env), ("--steps", args.steps), ("--out", args.out),
                                       ("--config", args.config), ("--set", args.overrides),
                                       ("--print-config", args.print_config)) if value]
@@ -226,6 +229,13 @@ def _write_json(path: str, value: dict) -> None:
     _write_atomic(path, json.dumps(value, indent=2))
 
 
+def _to_host(metrics: dict) -> dict[str, float]:
+    """Scalar metrics as Python floats, in one transfer from the device."""
+    import jax
+
+    return {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+
 def _non_finite(row: dict) -> list[str]:
     """``name=value`` for each non-finite value of ``row``. ``train_episode_return`` is left out:
     it is NaN by design while no training episode has ended."""
@@ -251,34 +261,47 @@ class _Compiled:
 def _run(train, compiled, carry, done: int, logger, checkpoints, checkpoint_every: int, out: str) -> float:
     """Runs chunks ``done + 1 ..`` of ``train``, logging each evaluation, checkpointing every
     ``checkpoint_every`` evaluations and stopping at the first non-finite metric; returns the
-    wall time."""
+    wall time. A chunk's metrics are read back while the next chunk runs, so the device does
+    not wait for the host; evaluations and checkpoints wait for the chunk they follow."""
     from fnrl.progress import Progress
 
     start, start_step = time.perf_counter(), train.step(done)
+
+    def check(chunk: int, values: dict) -> None:
+        if bad := _non_finite(values):
+            last = checkpoints.latest() if checkpoints is not None else None
+            kept = (f"the last finite checkpoint is {out}/checkpoints/{last} (step {train.step(last)})"
+                    if last is not None else "no checkpoint was written")
+            raise NonFinite(f"training stopped at step {train.step(chunk)}: non-finite {', '.join(bad)}; {kept}")
+
+    def check_chunk(chunk: int, metrics) -> None:
+        check(chunk, _to_host(metrics))
+        progress.update(train.step(chunk))
+
     with Progress(train.step(train.num_chunks)) as progress:
         progress.update(start_step)
+        previous = None  # (chunk, metrics) not yet read back
         for chunk in range(done + 1, train.num_chunks + 1):
-            carry, metrics = compiled.advance(carry)
-            step = train.step(chunk)
-            progress.update(step)
-            bad = _non_finite({k: float(v) for k, v in metrics.items()})
-            if not bad and chunk % train.chunks_per_eval == 0:
-                carry, row = compiled.evaluate(carry, metrics)
-                elapsed = time.perf_counter() - start
-                row = {k: float(v) for k, v in row.items()}
-                row.update(step=int(row["step"]), sps=(step - start_step) / max(elapsed, 1e-9), wall_s=elapsed)
-                bad = _non_finite(row)
-                if logger is not None:
-                    logger.log(row)
-                progress.evaluation(step, row["episode_return"])
-                period = chunk // train.chunks_per_eval
-                if checkpoints is not None and not bad and (period % checkpoint_every == 0 or chunk == train.num_chunks):
-                    checkpoints.save(chunk, carry)
-            if bad:
-                last = checkpoints.latest() if checkpoints is not None else None
-                kept = (f"the last finite checkpoint is {out}/checkpoints/{last} (step {train.step(last)})"
-                        if last is not None else "no checkpoint was written")
-                raise NonFinite(f"training stopped at step {step}: non-finite {', '.join(bad)}; {kept}")
+            carry, metrics = compiled.advance(carry)  # dispatched; runs while the host checks the previous one
+            if previous is not None:
+                check_chunk(*previous)
+            previous = (chunk, metrics)
+            if chunk % train.chunks_per_eval:
+                continue
+            check_chunk(*previous)
+            previous = None
+            carry, row = compiled.evaluate(carry, metrics)
+            elapsed = time.perf_counter() - start
+            row = _to_host(row)
+            row.update(step=int(row["step"]), sps=(train.step(chunk) - start_step) / max(elapsed, 1e-9),
+                       wall_s=elapsed)
+            if logger is not None:
+                logger.log(row)
+            progress.evaluation(row["step"], row["episode_return"])
+            check(chunk, row)
+            if checkpoints is not None and (chunk // train.chunks_per_eval % checkpoint_every == 0
+                                            or chunk == train.num_chunks):
+                checkpoints.save(chunk, carry)
     return time.perf_counter() - start
 
 
@@ -287,6 +310,8 @@ def _train(args) -> int:
     if args.checkpoint_every <= 0:
         raise UsageError(f"invalid --checkpoint-every {args.checkpoint_every}: must be a positive integer")
     if args.resume:
+        if args.distributed:
+            raise UsageError("--resume does not work with --distributed: multi-process runs keep no checkpoints")
         module, config, algo, seed = _prepare_resume(args)
         out = args.resume
     else:

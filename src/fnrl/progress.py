@@ -1,4 +1,5 @@
-"""Training progress on the host, fed by host callbacks from inside the jitted run.
+"""Training progress on the host: ``fnrl train`` feeds it between the chunks of a run
+(:mod:`fnrl.loop`); a host callback from inside a jitted run can feed it too.
 
 On a terminal, a live bar (rich) with environment steps, steps/s, the latest evaluation
 return and the time left; evaluation results also print as lines above the bar. Elsewhere
@@ -11,7 +12,7 @@ one per evaluation and at most one per ``interval_s`` seconds otherwise, however
 thread at a fixed rate (so ``update`` only records a number), and prints lines above a
 live bar without tearing it.
 
-Steps/s count from the first ``update``, not from construction: the first callback comes
+Steps/s count from the first ``update``, not from construction: the first update comes
 after compilation, which can take many seconds.
 """
 from __future__ import annotations
