@@ -53,6 +53,15 @@ TWO_DEVICES = textwrap.dedent("""
                  callback_steps=np.sort(steps),
                  all_reduces=compiled.as_text().count(" all-reduce("),
                  replicated=all(x.sharding.is_fully_replicated and len(x.sharding.device_set) == 2 for x in leaves))
+
+    # The command line on two devices: checkpoints of the sharded state, then a resume from one.
+    from fnrl.cli import main
+    fields = json.loads(sys.argv[1])["reinforce"]
+    sets = [f"{k}={v}" for k, v in fields.items() if k not in ("env", "total_steps", "hidden_sizes")]
+    argv = ["train", "reinforce", "--env", "cartpole", "--steps", str(fields["total_steps"]),
+            "--out", f"{sys.argv[2]}/cli", "--set", "hidden_sizes=16", "--set", "num_devices=2"]
+    assert main(argv + [a for s in sets for a in ("--set", s)]) == 0
+    assert main(["train", "--resume", f"{sys.argv[2]}/cli"]) == 0  # resumes after the last chunk: nothing to do
 """)
 
 
@@ -96,6 +105,15 @@ def test_two_devices_split_the_batch_and_average_gradients(runs, algo):
     assert two["all_reduces"] > 0
     # Evaluation callbacks reach the host once per evaluation point (unordered across devices).
     np.testing.assert_array_equal(two["callback_steps"], [128, 256, 384])
+
+
+def test_the_command_line_trains_on_two_devices(runs, tmp_path_factory):
+    """`fnrl train --set num_devices=2` (in the subprocess) logs the single-device run's returns."""
+    one, _ = runs["reinforce"]
+    out = next(tmp_path_factory.getbasetemp().glob("parallel*")) / "cli"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    np.testing.assert_allclose([r["episode_return"] for r in rows], one["metrics"]["episode_return"], rtol=1e-5)
+    assert json.loads((out / "summary.json").read_text())["config"]["num_devices"] == 2
 
 
 def test_num_devices_must_divide_num_envs_and_exist():

@@ -243,19 +243,23 @@ def _non_finite(row: dict) -> list[str]:
 
 
 class _Compiled:
-    """A run's three programs (:class:`fnrl.loop.Train`), jitted and compiled ahead of running."""
+    """A run's three programs (:class:`fnrl.loop.Train`), jitted and compiled ahead of running,
+    each for the shardings the previous one produces (a run over several devices shards them)."""
 
     def __init__(self, train, key):
         import jax
 
-        carry = jax.eval_shape(train.init, key)
-        _, metrics = jax.eval_shape(train.advance, carry)
+        def like(shapes, shardings):
+            return jax.tree_util.tree_map(lambda s, d: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=d),
+                                          shapes, shardings)
+
         start = time.perf_counter()
         self.init = jax.jit(train.init).lower(key).compile()
-        self.advance = jax.jit(train.advance, donate_argnums=0).lower(carry).compile()
-        self.evaluate = jax.jit(train.evaluate, donate_argnums=0).lower(carry, metrics).compile()
+        self.carry_shape = like(jax.eval_shape(train.init, key), self.init.output_shardings)
+        self.advance = jax.jit(train.advance, donate_argnums=0).lower(self.carry_shape).compile()
+        _, metrics = like(jax.eval_shape(train.advance, self.carry_shape), self.advance.output_shardings)
+        self.evaluate = jax.jit(train.evaluate, donate_argnums=0).lower(self.carry_shape, metrics).compile()
         self.seconds = time.perf_counter() - start
-        self.carry_shape = carry
 
 
 def _run(train, compiled, carry, done: int, logger, checkpoints, checkpoint_every: int, out: str) -> float:
