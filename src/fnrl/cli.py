@@ -404,12 +404,12 @@ def _obs_stats(carry):
 def _eval(args) -> int:
     import jax
 
-    from fnrl.training import evaluate
+    from fnrl.training import episode_limit, evaluate
 
     if args.episodes <= 0:
         raise UsageError(f"invalid --episodes {args.episodes}: must be a positive integer")
     train, carry, config = _load_policy(args.run)
-    max_steps = getattr(train.env, "max_episode_steps", 1000)
+    max_steps = episode_limit(train.env)
     run = jax.jit(lambda c, k: evaluate(train.env, train.act, c["learner"], k, args.episodes, max_steps,
                                         _obs_stats(c)))
     episode_return = float(run(carry, jax.random.PRNGKey(args.seed)))

@@ -42,24 +42,27 @@ def chunk_size(updates_per_eval: int, num_evals: int) -> int:
                if updates_per_eval % d == 0 and updates_per_eval // d <= wanted)
 
 
+def _period_keys(key, period, num_evals: int):
+    """``(train_key, eval_key)`` of evaluation period ``period``: ``split(split(key, num_evals)[period])``."""
+    return jax.random.split(jax.random.split(key, num_evals)[period])
+
+
 def update_keys(key, chunk, num_evals: int, updates_per_eval: int, size: int):
     """The ``size`` update keys of chunk number ``chunk`` (traced).
 
-    Period ``p`` owns ``split(key, num_evals)[p] -> (train_key, eval_key)``; its updates take
-    ``split(train_key, updates_per_eval)`` in order, ``size`` per chunk. So the keys do not depend
-    on how the run is cut into chunks or programs.
+    Period ``p``'s updates take ``split(train_key, updates_per_eval)`` in order, ``size`` per
+    chunk (:func:`_period_keys`), so the keys do not depend on how the run is cut into chunks or
+    programs.
     """
     chunks_per_eval = updates_per_eval // size
-    period, within = chunk // chunks_per_eval, chunk % chunks_per_eval
-    train_key = jax.random.split(jax.random.split(key, num_evals)[period])[0]
+    train_key, _ = _period_keys(key, chunk // chunks_per_eval, num_evals)
     keys = jax.random.split(train_key, updates_per_eval)
-    return jax.lax.dynamic_slice_in_dim(keys, within * size, size)
+    return jax.lax.dynamic_slice_in_dim(keys, chunk % chunks_per_eval * size, size)
 
 
 def eval_key(key, chunk, num_evals: int, chunks_per_eval: int):
     """The evaluation key of the period that chunk number ``chunk`` (traced) has just closed."""
-    period = chunk // chunks_per_eval - 1
-    return jax.random.split(jax.random.split(key, num_evals)[period])[1]
+    return _period_keys(key, chunk // chunks_per_eval - 1, num_evals)[1]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 from fnrl import envs, loop, replay
 from fnrl.config import check
 from fnrl.rollout import rollout
-from fnrl.training import evaluate
+from fnrl.training import episode_limit, evaluate
 
 __all__ = ["Agent", "OffPolicyConfig", "make_off_policy_train"]
 
@@ -138,7 +138,7 @@ def make_off_policy_train(config: OffPolicyConfig, agent: Agent, on_eval: Callab
     env, init, explore, act, update = agent
     train_env = envs.wrap(env, num_envs=config.num_envs)
     spec = train_env.spec
-    max_steps = getattr(env, "max_episode_steps", 1000)
+    max_steps = episode_limit(env)
     n, length = config.n_step, config.rollout_length
     warmup_steps = config.warmup_length * config.num_envs
     total_iterations = config.num_evals * config.iterations_per_eval

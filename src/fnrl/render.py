@@ -41,8 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnrl import envs
-from fnrl.envs.brax_envs import MAX_EPISODE_STEPS, BraxEnv
-from fnrl.envs.wrappers import NormalizeObservation
+from fnrl.envs.brax_envs import BraxEnv
+from fnrl.training import episode_limit, start_episodes
 
 from brax.io import html  # isort: skip -- after brax_envs, which keeps Brax's import-time prints quiet
 
@@ -96,30 +96,24 @@ def episode_states(env: envs.Env, act: Callable, learner: Any, key, obs_stats=No
                    max_steps: int | None = None) -> list:
     """Brax pipeline states of one episode: the reset state, then one per step up to and
     including the step that ends the episode (termination or truncation), at most
-    ``max_steps`` steps (default: ``env``'s time limit, else Brax's standard 1000).
+    ``max_steps`` steps (default: :func:`fnrl.training.episode_limit`).
 
-    The episode runs exactly as :func:`fnrl.training.evaluate` runs its episodes: a batch of
-    environments (here one; :func:`fnrl.envs.wrap` without auto-reset), the same key splits,
-    and ``obs_stats`` (the training run's observation statistics) applied frozen when given;
+    The episode runs exactly as :func:`fnrl.training.evaluate` runs its episodes
+    (:func:`fnrl.training.start_episodes`, here with one episode, and the same key splits);
     with the same key it is the episode ``evaluate(..., num_episodes=1)`` scores. Every fnrl
     wrapper passes ``EnvState.internal`` through untouched, so there it is Brax's own
     ``State`` (with a batch axis of 1), whose ``pipeline_state`` is collected.
     """
     _brax_env(env)
     if max_steps is None:
-        max_steps = getattr(env, "max_episode_steps", None) or MAX_EPISODE_STEPS
+        max_steps = episode_limit(env)
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps <= 0:
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
-    batched = envs.wrap(env, num_envs=1, auto_reset=False)
-    if obs_stats is not None:
-        batched = NormalizeObservation(batched, update=False)
 
     @jax.jit
     def run(learner, key, obs_stats):
         reset_key, key = jax.random.split(key)
-        state = batched.reset(reset_key)
-        if obs_stats is not None:
-            state = batched.with_stats(state, obs_stats)
+        batched, state = start_episodes(env, 1, reset_key, obs_stats)
 
         def step(state, step_key):
             action, _ = act(learner, state.obs, step_key)

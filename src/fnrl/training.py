@@ -76,21 +76,33 @@ def make_env(config: OnPolicyConfig) -> envs.Env:
     return envs.make(config.env)
 
 
-def evaluate(env: envs.Env, act: Callable, learner: Any, key, num_episodes: int,
-             max_steps: int, obs_stats=None) -> jax.Array:
-    """Mean undiscounted return of ``act`` over ``num_episodes`` episodes (each run to its end
-    or ``max_steps``), all in one ``lax.scan`` over a batch of environments.
+def episode_limit(env: envs.Env) -> int:
+    """Steps an evaluation episode may take: ``env``'s time limit, else 1000."""
+    return getattr(env, "max_episode_steps", None) or 1000
 
-    ``obs_stats``: the training run's observation statistics, applied frozen, when the policy
-    was trained on normalised observations.
-    """
+
+def start_episodes(env: envs.Env, num_episodes: int, key, obs_stats=None) -> tuple[envs.Env, envs.EnvState]:
+    """``num_episodes`` fresh episodes of ``env`` as evaluations run them: a batch without
+    auto-reset (an ended episode stays ended) and, when ``obs_stats`` (a training run's
+    observation statistics) is given, observations normalised by them, frozen. Returns the
+    batched environment and its reset state."""
     batched = envs.wrap(env, num_envs=num_episodes, auto_reset=False)
     if obs_stats is not None:
         batched = NormalizeObservation(batched, update=False)
-    reset_key, key = jax.random.split(key)
-    state = batched.reset(reset_key)
+    state = batched.reset(key)
     if obs_stats is not None:
         state = batched.with_stats(state, obs_stats)
+    return batched, state
+
+
+def evaluate(env: envs.Env, act: Callable, learner: Any, key, num_episodes: int,
+             max_steps: int, obs_stats=None) -> jax.Array:
+    """Mean undiscounted return of ``act`` over ``num_episodes`` episodes (each run to its end
+    or ``max_steps``), all in one ``lax.scan`` over a batch of environments
+    (:func:`start_episodes`; ``obs_stats`` for a policy trained on normalised observations).
+    """
+    reset_key, key = jax.random.split(key)
+    batched, state = start_episodes(env, num_episodes, reset_key, obs_stats)
 
     def step(carry, step_key):
         state, total, alive = carry
@@ -127,7 +139,7 @@ def make_on_policy_train(config: OnPolicyConfig, env: envs.Env, init: Callable, 
         return envs.wrap(env, num_envs=num_envs, normalize_obs=config.normalize_obs)
 
     train_env = wrap(config.num_envs)
-    max_steps = getattr(env, "max_episode_steps", 1000)
+    max_steps = episode_limit(env)
     mesh = parallel.make_mesh(config.num_devices) if config.num_devices > 1 else None
     env_axes = parallel.batch_axes(lambda n: wrap(n).reset(jax.random.PRNGKey(0)), config.num_envs) if mesh else 0
     size = loop.chunk_size(config.updates_per_eval, config.num_evals)
