@@ -2,7 +2,8 @@
 
 Every module exposes ``Config`` (a validated dataclass) and ``make_train(config) -> train``,
 where ``train(key) -> (state, metrics)`` is pure: ``jax.jit(train)(key)`` is one whole
-training run and ``jax.vmap(train)(keys)`` trains many seeds at once.
+training run and ``jax.vmap(train)(keys)`` trains many seeds at once. ``train`` is a
+:class:`fnrl.loop.Train`, whose pieces the command line drives for progress and checkpoints.
 """
 from __future__ import annotations
 
