@@ -266,3 +266,19 @@ def test_a_config_file_without_env_needs_env(tmp_path, capsys):
     path.write_text('{"total_steps": 1000}')
     assert main(["train", "ppo", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
     assert "train needs --env" in capsys.readouterr().err
+
+
+def test_train_takes_your_own_algorithm_file(tmp_path, capsys):
+    """The tutorial's algorithm, a .py file, through the command line, with its own config field."""
+    import pathlib
+
+    path = pathlib.Path(__file__).parent.parent / "experiments" / "tutorial_expectile_ppo.py"
+    out = tmp_path / "tutorial"
+    argv = ["train", str(path), "--env", "cartpole", "--steps", "2048", "--out", str(out),
+            "--set", "num_evals=1", "--set", "expectile=0.7"]
+    assert main(argv) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["algo"] == str(path.resolve()) and saved["config"]["expectile"] == 0.7
+    assert {"value", "policy_loss"} <= _rows(out)[0].keys()
+    assert main(["train", str(tmp_path / "nope.py"), "--env", "cartpole", "--steps", "10", "--out", str(out)]) == 2
+    assert "no algorithm file" in capsys.readouterr().err

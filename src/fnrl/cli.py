@@ -8,7 +8,8 @@
     fnrl plot DIR... [--out FILE.png]              # overlay runs; seeds as mean ± std
     fnrl list
 
-A config is built as class defaults < ``--config FILE`` (YAML or JSON) < ``--env``/``--steps`` <
+``<algo>`` is a name from ``fnrl list`` or a ``.py`` file defining ``Config`` and ``make_train``
+(your own algorithm). A config is built as class defaults < ``--config FILE`` (YAML or JSON) < ``--env``/``--steps`` <
 ``--set key=value``. A run directory holds ``config.json`` (written first), ``metrics.jsonl``
 and TensorBoard event files (one row per evaluation, as the run goes), ``checkpoints/``
 (the whole training state after every ``--checkpoint-every`` evaluations; the newest two are
@@ -58,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train an agent; writes metrics, TensorBoard events, checkpoints, "
                                           "summary.json and curve.png into --out")
-    train.add_argument("algo", nargs="?", help="algorithm name (see `fnrl list`)")
+    train.add_argument("algo", nargs="?", help="algorithm name (see `fnrl list`), or a .py file defining "
+                                               "Config and make_train")
     train.add_argument("--env", help="environment name (see `fnrl list`); or `env` in --config")
     train.add_argument("--steps", type=int, help="environment steps to train for; or `total_steps` in --config")
     train.add_argument("--seed", type=int, default=0)
@@ -162,7 +164,7 @@ def _build(algo: str, fields: dict, args=None):
             every_device = [f"num_devices={jax.device_count()}"] if args.distributed else []
             config = fnrl_config.override(config, every_device + args.overrides)  # the user's own setting wins
         envs.make(config.env)
-        check_env(algo, module.SUPPORTS, make_env(config).spec, config.env)
+        check_env(algo, getattr(module, "SUPPORTS", ("discrete", "continuous")), make_env(config).spec, config.env)
         parallel.make_mesh(config.num_devices)  # enough devices?
     except (ValueError, TypeError) as e:  # ConfigError is a ValueError
         raise _one_line(e) from None
@@ -320,7 +322,8 @@ def _train(args) -> int:
         out = args.resume
     else:
         module, config = _prepare(args)
-        algo, seed, out = args.algo, args.seed, args.out
+        algo = os.path.abspath(args.algo) if args.algo.endswith(".py") else args.algo  # --resume from anywhere
+        seed, out = args.seed, args.out
     if args.print_config:
         from fnrl.config import dump
 
@@ -371,7 +374,7 @@ def _train(args) -> int:
     }
     with tempfile.TemporaryDirectory(dir=out) as tmp:  # curve and summary appear whole or not at all
         plot_curve([r["step"] for r in rows], [r["episode_return"] for r in rows],
-                   os.path.join(tmp, "curve.png"), title=f"{algo} on {config.env} (seed {seed})")
+                   os.path.join(tmp, "curve.png"), title=f"{os.path.basename(algo)} on {config.env} (seed {seed})")
         os.replace(os.path.join(tmp, "curve.png"), os.path.join(out, "curve.png"))
     _write_json(os.path.join(out, "summary.json"), summary)
     print(f"final return {final['episode_return']:.2f} after {final['step']} steps "
