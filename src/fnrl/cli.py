@@ -141,9 +141,10 @@ def _read_run(run_dir: str) -> dict:
         raise UsageError(f"{path} is corrupt: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
-def _build(algo: str, fields: dict, args=None):
-    """The algorithm module and its validated config. ``fields`` come from a run directory;
-    ``args`` (a fresh run) adds --config, --env, --steps and --set on top."""
+def _build(algo: str, fields: dict, source: str, args=None):
+    """The algorithm module and its validated config: the defaults with ``fields`` (from
+    ``source``: a run's config.json or a --config file) and, for a fresh run, ``args``'s --env,
+    --steps and --set on top."""
     import jax
 
     from fnrl import algorithms, config as fnrl_config, envs, parallel
@@ -151,10 +152,8 @@ def _build(algo: str, fields: dict, args=None):
 
     try:
         module = algorithms.get(algo)
-        config = fnrl_config.apply(module.Config(), fields, source="config.json") if fields else module.Config()
+        config = fnrl_config.apply(module.Config(), fields, source=source)
         if args is not None:
-            if args.config:
-                config = fnrl_config.apply(config, fnrl_config.load_file(args.config), source=args.config)
             if args.env is not None:
                 config = dataclasses.replace(config, env=args.env)
             if args.steps is not None:
@@ -175,12 +174,15 @@ def _prepare(args):
     """Validates a fresh run's inputs; returns (module, config). Writes nothing."""
     if args.algo is None:
         raise UsageError("train needs an algorithm (see `fnrl list`), or --resume DIR")
-    module, config = _build(args.algo, {}, args)
-    if args.print_config:
-        return module, config
     from fnrl.config import load_file
 
-    in_file = set(load_file(args.config)) if args.config else set()  # _build has validated it
+    try:
+        in_file = load_file(args.config) if args.config else {}
+    except ValueError as e:
+        raise _one_line(e) from None
+    module, config = _build(args.algo, in_file, args.config, args)
+    if args.print_config:
+        return module, config
     if args.env is None and "env" not in in_file:
         raise UsageError("train needs --env ENV (or `env` in --config FILE)")
     if args.steps is None and "total_steps" not in in_file:
@@ -202,7 +204,7 @@ def _prepare_resume(args):
     run = _read_run(args.resume)
     if args.algo is not None and args.algo != run["algo"]:
         raise UsageError(f"--resume {args.resume!r} is a {run['algo']} run, not {args.algo}")
-    module, config = _build(run["algo"], run["config"])
+    module, config = _build(run["algo"], run["config"], "config.json")
     return module, config, run["algo"], run["seed"]
 
 
@@ -389,7 +391,7 @@ def _load_policy(run_dir: str):
     from fnrl.checkpoint import Checkpoints
 
     run = _read_run(run_dir)
-    module, config = _build(run["algo"], run["config"])
+    module, config = _build(run["algo"], run["config"], "config.json")
     train = module.make_train(config)
     key = jax.random.PRNGKey(run["seed"])
     with Checkpoints(os.path.join(run_dir, "checkpoints")) as checkpoints:
@@ -400,13 +402,10 @@ def _load_policy(run_dir: str):
     return train, carry, config
 
 
-def _obs_stats(carry):
-    return carry["env_state"].info.get("obs_stats")
-
-
 def _eval(args) -> int:
     import jax
 
+    from fnrl import loop
     from fnrl.training import episode_limit, evaluate
 
     if args.episodes <= 0:
@@ -414,7 +413,7 @@ def _eval(args) -> int:
     train, carry, config = _load_policy(args.run)
     max_steps = episode_limit(train.env)
     run = jax.jit(lambda c, k: evaluate(train.env, train.act, c["learner"], k, args.episodes, max_steps,
-                                        _obs_stats(c)))
+                                        loop.obs_stats(c)))
     episode_return = float(run(carry, jax.random.PRNGKey(args.seed)))
     print(json.dumps({"run": args.run, "env": config.env, "episodes": args.episodes, "episode_return": episode_return}))
     return 0
@@ -423,15 +422,14 @@ def _eval(args) -> int:
 def _render(args) -> int:
     import jax
 
+    from fnrl import loop
     from fnrl.render import RenderError, render_episode
 
-    if args.max_steps is not None and args.max_steps <= 0:
-        raise UsageError(f"invalid --max-steps {args.max_steps}: must be a positive integer")
     train, carry, config = _load_policy(args.run)
     out = args.out or os.path.join(args.run, "episode.html")
     try:
         html = render_episode(train.env, train.act, carry["learner"], jax.random.PRNGKey(args.seed),
-                              obs_stats=_obs_stats(carry), max_steps=args.max_steps)
+                              obs_stats=loop.obs_stats(carry), max_steps=args.max_steps)
     except (ValueError, RenderError) as e:
         raise _one_line(e) from None
     _write_atomic(out, html)

@@ -65,6 +65,12 @@ def eval_key(key, chunk, num_evals: int, chunks_per_eval: int):
     return _period_keys(key, chunk // chunks_per_eval - 1, num_evals)[1]
 
 
+def obs_stats(carry):
+    """The training environments' observation statistics in ``carry`` (None without
+    observation normalisation): what an evaluation of the learner must apply, frozen."""
+    return carry["env_state"].info.get("obs_stats")
+
+
 @dataclasses.dataclass(frozen=True)
 class Train:
     """``train(key) -> (learner, metrics)``, with the pieces it is made of (module docstring).

@@ -175,7 +175,7 @@ def make_on_policy_train(config: OnPolicyConfig, env: envs.Env, init: Callable, 
     def evaluate_carry(carry, metrics):
         key = loop.eval_key(carry["key"], carry["chunk"], config.num_evals, chunks_per_eval)
         episode_return = evaluate(env, act, carry["learner"], key, config.eval_episodes, max_steps,
-                                  carry["env_state"].info.get("obs_stats"))
+                                  loop.obs_stats(carry))
         step = carry["chunk"] * size * config.steps_per_update
         return carry, {"step": step, "episode_return": episode_return, **metrics}
 
