@@ -87,12 +87,32 @@ def test_cg_stays_finite_after_exact_convergence():
     assert np.all(np.isfinite(jax.grad(lambda b: jnp.sum(solve(b)))(jnp.zeros(3))))
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_float32_cg_past_the_rank_stops_at_the_minimum_norm_solution(seed):
+    """A rank-4 Fisher ``JᵀJ`` on 10 parameters, in float32, b in its range: 30 undamped
+    iterations (3x the dimension) stay at ``A⁺b`` once the relative residual is below the
+    default ``tol`` (100 float32 eps);
+    with ``tol=0`` (only an exact zero stops CG) they drift along the null space."""
+    rng = np.random.default_rng(seed)
+    j = rng.normal(size=(4, 10))
+    a = j.T @ j
+    b = (a @ rng.normal(size=10)).astype(np.float32)
+    exact = np.linalg.pinv(a, rcond=1e-10) @ b
+    solve = lambda tol: T.conjugate_gradient(lambda v: jnp.asarray(a, jnp.float32) @ v, jnp.asarray(b),
+                                             num_iterations=30, tol=tol)
+    scale = np.abs(exact).max()
+    assert np.abs(solve(None) - exact).max() < 1e-5 * scale
+    assert np.abs(solve(0.0) - exact).max() > 1e-3 * scale
+
+
 def test_cg_rejects_bad_input():
     b = jnp.ones(3)
     with pytest.raises(ValueError, match="num_iterations"):
         T.conjugate_gradient(lambda v: v, b, num_iterations=0)
     with pytest.raises(ValueError, match="damping"):
         T.conjugate_gradient(lambda v: v, b, num_iterations=2, damping=-1.0)
+    with pytest.raises(ValueError, match="tol"):
+        T.conjugate_gradient(lambda v: v, b, num_iterations=2, tol=-1e-3)
     with pytest.raises(AssertionError, match="matvec"):
         T.conjugate_gradient(lambda v: v[:2], b, num_iterations=2)
 

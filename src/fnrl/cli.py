@@ -33,24 +33,17 @@ error naming what was wrong and what is accepted, and exit code 2.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
-import math
 import os
 import sys
 import tempfile
-import time
 
 NON_FINITE_EXIT = 3
 
 
 class UsageError(Exception):
     """Bad user input: printed as one line, exit code 2."""
-
-
-class NonFinite(Exception):
-    """Training produced a non-finite metric: printed as one line, exit code 3."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,6 +130,8 @@ def _read_run(run_dir: str) -> dict:
         return {"algo": run["algo"], "seed": int(run["seed"]), "config": dict(run["config"])}
     except FileNotFoundError:
         raise UsageError(f"{run_dir!r} holds no run: {path} is missing") from None
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
     except (ValueError, KeyError, TypeError) as e:
         raise UsageError(f"{path} is corrupt: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
@@ -218,6 +213,30 @@ def _enable_compile_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", os.path.join(root, "jax"))
 
 
+def _writable_dir(path: str, flag: str) -> None:
+    """Creates directory ``path`` if needed; a one-line UsageError naming ``flag`` when it
+    cannot be created or written."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise UsageError(f"cannot write {flag} {path!r}: {e.strerror or type(e).__name__}") from None
+
+
+def _writable_file(path: str, flag: str) -> None:
+    """A one-line UsageError naming ``flag`` when file ``path`` cannot be written (its directory
+    is missing or not writable); writes nothing."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"cannot write {flag} {path!r}: it is a directory")
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as e:
+        raise UsageError(f"cannot write {flag} {path!r}: {e.strerror or type(e).__name__}") from None
+
+
 def _write_atomic(path: str, text: str) -> None:
     """Writes ``path`` whole or not at all (temporary file, then rename), with the usual mode."""
     with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(path)), delete=False,
@@ -231,86 +250,6 @@ def _write_atomic(path: str, text: str) -> None:
 
 def _write_json(path: str, value: dict) -> None:
     _write_atomic(path, json.dumps(value, indent=2))
-
-
-def _to_host(metrics: dict) -> dict[str, float]:
-    """Scalar metrics as Python floats, in one transfer from the device."""
-    import jax
-
-    return {k: float(v) for k, v in jax.device_get(metrics).items()}
-
-
-def _non_finite(row: dict) -> list[str]:
-    """``name=value`` for each non-finite value of ``row``. ``train_episode_return`` is left out:
-    it is NaN by design while no training episode has ended."""
-    return [f"{k}={v}" for k, v in row.items() if k != "train_episode_return" and not math.isfinite(v)]
-
-
-class _Compiled:
-    """A run's three programs (:class:`fnrl.loop.Train`), jitted and compiled ahead of running,
-    each for the shardings the previous one produces (a run over several devices shards them)."""
-
-    def __init__(self, train, key):
-        import jax
-
-        def like(shapes, shardings):
-            return jax.tree_util.tree_map(lambda s, d: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=d),
-                                          shapes, shardings)
-
-        start = time.perf_counter()
-        self.init = jax.jit(train.init).lower(key).compile()
-        self.carry_shape = like(jax.eval_shape(train.init, key), self.init.output_shardings)
-        self.advance = jax.jit(train.advance, donate_argnums=0).lower(self.carry_shape).compile()
-        _, metrics = like(jax.eval_shape(train.advance, self.carry_shape), self.advance.output_shardings)
-        self.evaluate = jax.jit(train.evaluate, donate_argnums=0).lower(self.carry_shape, metrics).compile()
-        self.seconds = time.perf_counter() - start
-
-
-def _run(train, compiled, carry, done: int, logger, checkpoints, checkpoint_every: int, out: str) -> float:
-    """Runs chunks ``done + 1 ..`` of ``train``, logging each evaluation, checkpointing every
-    ``checkpoint_every`` evaluations and stopping at the first non-finite metric; returns the
-    wall time. A chunk's metrics are read back while the next chunk runs, so the device does
-    not wait for the host; evaluations and checkpoints wait for the chunk they follow."""
-    from fnrl.progress import Progress
-
-    start, start_step = time.perf_counter(), train.step(done)
-
-    def check(chunk: int, values: dict) -> None:
-        if bad := _non_finite(values):
-            last = checkpoints.latest() if checkpoints is not None else None
-            kept = (f"the last finite checkpoint is {out}/checkpoints/{last} (step {train.step(last)})"
-                    if last is not None else "no checkpoint was written")
-            raise NonFinite(f"training stopped at step {train.step(chunk)}: non-finite {', '.join(bad)}; {kept}")
-
-    def check_chunk(chunk: int, metrics) -> None:
-        check(chunk, _to_host(metrics))
-        progress.update(train.step(chunk))
-
-    with Progress(train.step(train.num_chunks)) as progress:
-        progress.update(start_step)
-        previous = None  # (chunk, metrics) not yet read back
-        for chunk in range(done + 1, train.num_chunks + 1):
-            carry, metrics = compiled.advance(carry)  # dispatched; runs while the host checks the previous one
-            if previous is not None:
-                check_chunk(*previous)
-            previous = (chunk, metrics)
-            if chunk % train.chunks_per_eval:
-                continue
-            check_chunk(*previous)
-            previous = None
-            carry, row = compiled.evaluate(carry, metrics)
-            elapsed = time.perf_counter() - start
-            row = _to_host(row)
-            row.update(step=int(row["step"]), sps=(train.step(chunk) - start_step) / max(elapsed, 1e-9),
-                       wall_s=elapsed)
-            if logger is not None:
-                logger.log(row)
-            progress.evaluation(row["step"], row["episode_return"])
-            check(chunk, row)
-            if checkpoints is not None and (chunk // train.chunks_per_eval % checkpoint_every == 0
-                                            or chunk == train.num_chunks):
-                checkpoints.save(chunk, carry)
-    return time.perf_counter() - start
 
 
 def _train(args) -> int:
@@ -334,46 +273,39 @@ def _train(args) -> int:
 
     import jax
 
-    from fnrl.checkpoint import Checkpoints
-    from fnrl.logging import RunLogger, plot_curve, read_metrics
+    from fnrl import runner
+    from fnrl.logging import plot_curve
 
+    writer = jax.process_index() == 0
+    if writer:
+        _writable_dir(out, "--resume" if args.resume else "--out")
     if not args.no_compile_cache:
         _enable_compile_cache()
-    writer = jax.process_index() == 0
-    train = module.make_train(config)
-    key = jax.random.PRNGKey(seed)
-    compiled = _Compiled(train, key)
-    print(f"{algo} on {config.env}: compiled in {compiled.seconds:.1f}s, training {config.total_steps} steps",
-          flush=True)
-
-    if not writer:  # another process of a --distributed run: trains, writes nothing
-        _run(train, compiled, compiled.init(key), 0, None, None, args.checkpoint_every, out)
-        print(f"process {jax.process_index()} of {jax.process_count()} done; process 0 writes {out}")
-        return 0
-    os.makedirs(out, exist_ok=True)
-    # Checkpoints need every process's shards; a multi-process run keeps none (and cannot --resume).
-    single = jax.process_count() == 1
-    with Checkpoints(os.path.join(out, "checkpoints")) if single else contextlib.nullcontext() as checkpoints:
-        done = checkpoints.latest() if args.resume and checkpoints is not None else None
-        if done is None:
-            carry, done = compiled.init(key), 0
-        else:
-            carry = checkpoints.restore(compiled.carry_shape, done)
-            print(f"resuming {out} after step {train.step(done)}", flush=True)
+    with runner.stop_on_signals() as signals:  # from here on, SIGINT/SIGTERM end with a checkpoint
+        train = module.make_train(config)
+        key = jax.random.PRNGKey(seed)
+        compiled = runner.Compiled(train, key)
+        print(f"{algo} on {config.env}: compiled in {compiled.seconds:.1f}s, training {config.total_steps} steps",
+              flush=True)
+        if not writer:  # another process of a --distributed run: trains, writes nothing
+            runner.run(train, key, None, compiled=compiled, signals=signals)
+            print(f"process {jax.process_index()} of {jax.process_count()} done; process 0 writes {out}")
+            return 0
         if not args.resume:
             _write_json(os.path.join(out, "config.json"),
                         {"algo": algo, "env": config.env, "seed": seed, "config": dataclasses.asdict(config)})
-        with RunLogger(out, resume_step=train.step(done) if args.resume else None) as logger:
-            wall_s = _run(train, compiled, carry, done, logger, checkpoints, args.checkpoint_every, out)
-
-    rows = read_metrics(out)
-    final = rows[-1]
+        # Checkpoints need every process's shards; a multi-process run keeps none (and cannot --resume).
+        result = runner.run(train, key, out, resume=bool(args.resume), checkpoint_every=args.checkpoint_every,
+                            checkpoint=jax.process_count() == 1, say=lambda line: print(line, flush=True),
+                            compiled=compiled, signals=signals)
+    final = result.rows[-1]
     summary = {
         "algo": algo, "env": config.env, "steps": final["step"], "seed": seed,
-        "episode_return": final["episode_return"], "wall_s": wall_s, "compile_s": compiled.seconds,
-        "sps": (final["step"] - train.step(done)) / wall_s, "resumed": bool(args.resume),
+        "episode_return": final["episode_return"], "wall_s": result.wall_s, "compile_s": result.compile_s,
+        "sps": (final["step"] - result.start_step) / result.wall_s, "resumed": bool(args.resume),
         "config": dataclasses.asdict(config),
     }
+    rows = result.rows
     with tempfile.TemporaryDirectory(dir=out) as tmp:  # curve and summary appear whole or not at all
         plot_curve([r["step"] for r in rows], [r["episode_return"] for r in rows],
                    os.path.join(tmp, "curve.png"), title=f"{os.path.basename(algo)} on {config.env} (seed {seed})")
@@ -394,12 +326,16 @@ def _load_policy(run_dir: str):
     module, config = _build(run["algo"], run["config"], "config.json")
     train = module.make_train(config)
     key = jax.random.PRNGKey(run["seed"])
-    with Checkpoints(os.path.join(run_dir, "checkpoints")) as checkpoints:
-        try:
-            carry = checkpoints.restore(jax.eval_shape(train.init, key))
-        except ValueError as e:
-            raise _one_line(e) from None
+    with Checkpoints(os.path.join(run_dir, "checkpoints"), create=False) as checkpoints:
+        chunks, carry = checkpoints.restore_usable(jax.eval_shape(train.init, key), report=_note)
+    if chunks is None:
+        raise UsageError(f"{run_dir!r} holds no checkpoint: nothing to evaluate yet")
     return train, carry, config
+
+
+def _note(line: str) -> None:
+    """A line for the user on stderr (stdout may be a result to parse)."""
+    print(f"fnrl: {line}", file=sys.stderr, flush=True)
 
 
 def _eval(args) -> int:
@@ -425,8 +361,9 @@ def _render(args) -> int:
     from fnrl import loop
     from fnrl.render import RenderError, render_episode
 
-    train, carry, config = _load_policy(args.run)
     out = args.out or os.path.join(args.run, "episode.html")
+    _writable_file(out, "--out")
+    train, carry, config = _load_policy(args.run)
     try:
         html = render_episode(train.env, train.act, carry["learner"], jax.random.PRNGKey(args.seed),
                               obs_stats=loop.obs_stats(carry), max_steps=args.max_steps)
@@ -440,6 +377,7 @@ def _render(args) -> int:
 def _plot(args) -> int:
     from fnrl.logging import plot_runs
 
+    _writable_file(args.out, "--out")
     try:
         plot_runs(args.runs, args.out, args.metric)
     except ValueError as e:
@@ -456,9 +394,19 @@ def main(argv=None) -> int:
     except UsageError as e:
         print(f"fnrl: error: {e}", file=sys.stderr)
         return 2
-    except NonFinite as e:
+    except Exception as e:  # the run's own one-line errors; anything else is a bug and keeps its traceback
+        from fnrl.checkpoint import CheckpointError
+        from fnrl.runner import Interrupted, NonFinite
+
+        if isinstance(e, Interrupted):
+            print(f"fnrl: {e}", file=sys.stderr)
+            return e.exit_code
+        codes = {CheckpointError: 2, NonFinite: NON_FINITE_EXIT}
+        code = next((c for kind, c in codes.items() if isinstance(e, kind)), None)
+        if code is None:
+            raise
         print(f"fnrl: error: {e}", file=sys.stderr)
-        return NON_FINITE_EXIT
+        return code
 
 
 if __name__ == "__main__":

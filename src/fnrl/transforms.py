@@ -88,8 +88,9 @@ def conjugate_gradient(
     *,
     num_iterations: int,
     damping: float | chex.Array = 0.0,
+    tol: float | None = None,
 ) -> Params:
-    """Solve ``(A + c I) x = b`` with a fixed number of conjugate-gradient iterations.
+    """Solve ``(A + c I) x = b`` with at most ``num_iterations`` conjugate-gradient iterations.
 
     Hestenes & Stiefel (1952); Nocedal & Wright, *Numerical Optimization* (2006), Alg. 5.2.
     With ``Ã = A + cI``, ``x₀ = 0`` and ``r₀ = p₀ = b``::
@@ -103,9 +104,11 @@ def conjugate_gradient(
 
     ``A`` is given only through ``matvec`` (e.g. a Fisher-vector product), on any pytree ``b``.
     The loop is a ``lax.fori_loop`` with a static trip count: the cost is fixed and ``grad``
-    differentiates exactly the iterations run. Once the residual is exactly zero (or a direction
-    of non-positive curvature appears) the divisions are guarded and ``x`` stops moving instead
-    of turning into NaN. We do not use ``jax.scipy.sparse.linalg.cg``: it stops on a tolerance in
+    differentiates exactly the iterations run. Once the residual is small, ``‖r_k‖ ≤ tol·‖b‖``
+    (the relative test of SciPy's and JAX's ``cg``), the remaining iterations leave ``x`` as it
+    is: float32 never reaches an exactly zero residual, and undamped CG run
+    past the rank of a singular ``A`` would otherwise drift along its null space. A direction
+    of non-positive curvature is guarded too (``x`` stops moving instead of turning into NaN). We do not use ``jax.scipy.sparse.linalg.cg``: it stops on a tolerance in
     a ``while_loop`` and differentiates through ``custom_linear_solve``'s implicit rule, which
     assumes a converged solve rather than the truncated one TRPO runs; with ``tol=0`` its iterates
     coincide with these (tested).
@@ -115,12 +118,18 @@ def conjugate_gradient(
       b: right-hand side (any pytree of float arrays).
       num_iterations: number of CG iterations (Python int >= 1).
       damping: ``c >= 0`` added to the diagonal (Tikhonov damping).
+      tol: relative residual ``>= 0`` at which the iterations stop moving ``x``; default
+        ``100·eps`` of ``b``'s dtype (about 1e-5 in float32, as SciPy's default; 2e-14 in
+        float64); 0: only an exactly zero residual stops them.
 
     Returns:
       ``x`` with the structure of ``b``.
     """
     _check_iterations("num_iterations", num_iterations)
     _check_number("damping", damping, low=0.0, low_inclusive=True)
+    if tol is None:
+        tol = 100 * float(jnp.finfo(jax.tree_util.tree_leaves(b)[0].dtype).eps)
+    _check_number("tol", tol, low=0.0, low_inclusive=True)
     out = jax.eval_shape(matvec, b)
     chex.assert_trees_all_equal_shapes(
         out, b, custom_message="matvec(b) must return a pytree shaped like b"
@@ -129,18 +138,21 @@ def conjugate_gradient(
     def damped(v):
         return otu.tree_add_scale(matvec(v), damping, v)
 
+    bb = otu.tree_vdot(b, b)
+
     def body(_, carry):
         x, r, p, rs = carry
         ap = damped(p)
         alpha = _safe_div(rs, otu.tree_vdot(p, ap))
-        x = otu.tree_add_scale(x, alpha, p)
-        r = otu.tree_add_scale(r, -alpha, ap)
-        rs_new = otu.tree_vdot(r, r)
-        p = otu.tree_add_scale(r, _safe_div(rs_new, rs), p)
-        return x, r, p, rs_new
+        x_new = otu.tree_add_scale(x, alpha, p)
+        r_new = otu.tree_add_scale(r, -alpha, ap)
+        rs_new = otu.tree_vdot(r_new, r_new)
+        p_new = otu.tree_add_scale(r_new, _safe_div(rs_new, rs), p)
+        converged = rs <= tol**2 * bb
+        return jax.tree_util.tree_map(lambda old, new: jnp.where(converged, old, new),
+                                      carry, (x_new, r_new, p_new, rs_new))
 
-    init = (otu.tree_zeros_like(b), b, b, otu.tree_vdot(b, b))
-    return jax.lax.fori_loop(0, num_iterations, body, init)[0]
+    return jax.lax.fori_loop(0, num_iterations, body, (otu.tree_zeros_like(b), b, b, bb))[0]
 
 
 def fisher_vector_product(kl_fn: Callable[[Params], chex.Array], params: Params) -> Callable[[Params], Params]:
