@@ -1,0 +1,158 @@
+"""The catalogue of bad command-line input: each case exits with code 2 and one line on stderr
+naming what was wrong, raises nothing (so no traceback), and leaves every file as it was
+(nothing written, nothing lost).
+
+Paths that cannot be created, read or written are spelled under /dev/null (not a directory),
+so the cases hold for root too, as in CI.
+"""
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from fnrl.cli import main
+
+CARTPOLE = ["--env", "cartpole", "--steps", "1000"]
+TINY = ["--set", "num_envs=2", "--set", "rollout_length=8", "--set", "num_evals=1", "--set", "eval_episodes=1",
+        "--set", "hidden_sizes=8"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished REINFORCE run (one evaluation, one checkpoint)."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["train", "reinforce", "--env", "cartpole", "--steps", "16", "--out", str(out)] + TINY) == 0
+    return out
+
+
+def _snapshot(root) -> dict[str, str]:
+    """Every file under ``root``, by relative path, with a digest of its contents."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _corrupt_every_checkpoint(run) -> None:
+    for data in (run / "checkpoints").glob("*/default/**/d/*"):
+        data.write_bytes(b"overwritten")
+
+
+def _drop_checkpoints(run) -> None:
+    shutil.rmtree(run / "checkpoints")
+
+
+def _corrupt_config(run) -> None:
+    (run / "config.json").write_text("{not json")
+
+
+# (argv, expected part of the one error line). {run} is a copy of the finished run, {tmp} the
+# test's directory; a case's setup (third element, optional) edits the copy first.
+CASES = {
+    "unknown algorithm": (["train", "nope"] + CARTPOLE + ["--out", "{tmp}/new"], "unknown algorithm 'nope'"),
+    "close algorithm name": (["train", "reinforc"] + CARTPOLE + ["--out", "{tmp}/new"], "did you mean reinforce"),
+    "unknown environment": (["train", "reinforce", "--env", "cartpol", "--steps", "10", "--out", "{tmp}/new"],
+                            "unknown environment 'cartpol'"),
+    "action kind": (["train", "dqn", "--env", "pendulum", "--steps", "10", "--out", "{tmp}/new"],
+                    "dqn needs a discrete-action environment"),
+    "invalid value": (["train", "reinforce"] + CARTPOLE + ["--set", "gamma=1.5", "--out", "{tmp}/new"],
+                      "invalid gamma=1.5"),
+    "unknown key": (["train", "reinforce"] + CARTPOLE + ["--set", "lr=0.1", "--out", "{tmp}/new"],
+                    "unknown config key 'lr'"),
+    "wrong type": (["train", "reinforce"] + CARTPOLE + ["--set", "num_envs=abc", "--out", "{tmp}/new"],
+                   "invalid num_envs='abc'"),
+    "override without =": (["train", "reinforce"] + CARTPOLE + ["--set", "gamma", "--out", "{tmp}/new"],
+                           "expected key=value"),
+    "zero steps": (["train", "reinforce", "--env", "cartpole", "--steps", "0", "--out", "{tmp}/new"],
+                   "invalid --steps 0"),
+    "zero checkpoint interval": (["train", "reinforce"] + CARTPOLE + ["--checkpoint-every", "0", "--out", "{tmp}/new"],
+                                 "invalid --checkpoint-every 0"),
+    "no --out": (["train", "reinforce"] + CARTPOLE, "train needs --out DIR"),
+    "no --env": (["train", "reinforce", "--steps", "10", "--out", "{tmp}/new"], "train needs --env"),
+    "no algorithm": (["train", "--env", "cartpole"], "train needs an algorithm"),
+    "--out that cannot be created": (["train", "reinforce"] + CARTPOLE + ["--out", "/dev/null/run"],
+                                     "cannot write --out '/dev/null/run'"),
+    "--out holding a run": (["train", "reinforce"] + CARTPOLE + ["--out", "{run}"], "already holds a run"),
+    "missing algorithm file": (["train", "{tmp}/mine.py"] + CARTPOLE + ["--out", "{tmp}/new"], "no algorithm file"),
+    "missing --config": (["train", "reinforce", "--config", "{tmp}/missing.yaml", "--out", "{tmp}/new"], "not found"),
+    "unreadable --config": (["train", "reinforce", "--config", "/dev/null/run.yaml", "--out", "{tmp}/new"],
+                            "cannot read config file"),
+    "--config with a wrong type": (["train", "ppo"] + CARTPOLE + ["--config", "{tmp}/float.yaml", "--out", "{tmp}/new"],
+                                   "invalid num_envs=4.5"),
+    "--config with an unknown key": (["train", "ppo"] + CARTPOLE + ["--config", "{tmp}/lr.yaml", "--out", "{tmp}/new"],
+                                     "unknown config key 'lr'"),
+    "--config that does not parse": (["train", "ppo"] + CARTPOLE + ["--config", "{tmp}/broken.yaml", "--out",
+                                                                    "{tmp}/new"], "invalid YAML"),
+    "--config without env": (["train", "ppo", "--config", "{tmp}/noenv.json", "--out", "{tmp}/new"],
+                             "train needs --env"),
+    "--config of another format": (["train", "reinforce", "--config", "{tmp}/run.toml", "--out", "{tmp}/new"],
+                                   "unknown extension '.toml'"),
+    "--coordinator alone": (["train", "reinforce"] + CARTPOLE + ["--coordinator", "localhost:1", "--out", "{tmp}/new"],
+                            "need --distributed"),
+    "--resume of no run": (["train", "--resume", "{tmp}"], "holds no run"),
+    "--resume of an unreadable path": (["train", "--resume", "/dev/null"], "cannot read /dev/null/config.json"),
+    "--resume with settings": (["train", "--resume", "{run}", "--set", "num_envs=4"],
+                               "--resume takes the run's own settings from DIR/config.json; drop --set"),
+    "--resume with --out": (["train", "--resume", "{run}", "--out", "{tmp}/new"], "drop --out"),
+    "--resume as another algorithm": (["train", "ppo", "--resume", "{run}"], "is a reinforce run, not ppo"),
+    "--resume of a corrupt config.json": (["train", "--resume", "{run}"], "config.json is corrupt", _corrupt_config),
+    "--resume with every checkpoint corrupt": (["train", "--resume", "{run}"], "no usable checkpoint",
+                                               _corrupt_every_checkpoint),
+    "eval of no run": (["eval", "{tmp}"], "holds no run"),
+    "eval without checkpoints": (["eval", "{run}"], "holds no checkpoint", _drop_checkpoints),
+    "eval with every checkpoint corrupt": (["eval", "{run}"], "no usable checkpoint", _corrupt_every_checkpoint),
+    "eval of zero episodes": (["eval", "{run}", "--episodes", "0"], "invalid --episodes 0"),
+    "render of a classic-control run": (["render", "{run}"], "brax/"),
+    "render --out that cannot be written": (["render", "{run}", "--out", "/dev/null/episode.html"],
+                                            "cannot write --out '/dev/null/episode.html'"),
+    "plot of no run": (["plot", "{tmp}/missing", "--out", "{tmp}/curves.png"], "no such file"),
+    "plot of an unknown metric": (["plot", "{run}", "--metric", "nope", "--out", "{tmp}/curves.png"],
+                                  "unknown metric 'nope'"),
+    "plot --out that cannot be written": (["plot", "{run}", "--out", "/dev/null/curves.png"],
+                                          "cannot write --out '/dev/null/curves.png'"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_exit_2_and_changes_no_file(case, finished, tmp_path, capsys):
+    argv, expected, *setup = CASES[case]
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    files = {"run.toml": "env = 'cartpole'\n", "float.yaml": "num_envs: 4.5\n", "lr.yaml": "lr: 0.1\n",
+             "broken.yaml": "gamma: [1\n", "noenv.json": '{"total_steps": 1000}'}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    for edit in setup:
+        edit(run)
+    before = _snapshot(tmp_path)
+    capsys.readouterr()
+    code = main([a.format(run=run, tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    errors = [line for line in err if line.startswith("fnrl: error:")]
+    assert len(errors) == 1 and expected in errors[0], err
+    assert all(line.startswith("fnrl: ") for line in err), err  # only fnrl's own lines: no traceback
+    assert _snapshot(tmp_path) == before
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(finished, tmp_path, capsys):
+    """The newest checkpoint's data overwritten: `fnrl eval` and `--resume` say so in one line,
+    use the checkpoint before it, and --resume ends as the uninterrupted run did."""
+    run = tmp_path / "run"
+    argv = ["train", "reinforce", "--env", "cartpole", "--steps", "32", "--out", str(run)] + TINY
+    assert main(argv + ["--set", "num_evals=2"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    older, newest = sorted(int(p.name) for p in (run / "checkpoints").iterdir())
+    for data in (run / "checkpoints" / str(newest)).glob("default/**/d/*"):
+        data.write_bytes(b"overwritten")
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "1"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"skipping checkpoint {run / 'checkpoints' / str(newest)} is corrupt" in err[0], err
+
+    assert main(["train", "--resume", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"checkpoints/{newest} is corrupt" in out and "resuming" in out
+    resumed = json.loads((run / "summary.json").read_text())
+    assert resumed["episode_return"] == summary["episode_return"] and resumed["steps"] == summary["steps"]
+    assert sorted(int(p.name) for p in (run / "checkpoints").iterdir()) == [older, newest]
