@@ -17,7 +17,11 @@ kept), and at the end ``summary.json`` and ``curve.png``. ``--resume DIR`` conti
 newest checkpoint and ends with exactly the parameters an uninterrupted run would have.
 
 Training stops at the first non-finite metric (exit code 3), naming it; the checkpoints
-written so far all hold finite states. The persistent JAX compilation cache
+written so far all hold finite states. SIGTERM or Ctrl-C (SIGINT) finish the running chunk,
+save a checkpoint and exit with 128 + the signal number (143, 130); ``--resume`` continues
+bit-exactly. A corrupt or partial checkpoint is reported and the previous one used. The
+driver is :func:`fnrl.runner.run`; this module parses arguments, checks them and writes
+``config.json``, ``summary.json`` and ``curve.png``. The persistent JAX compilation cache
 (``$FNRL_CACHE_DIR/jax``, default ``~/.cache/fnrl/jax``) makes a second run of the same
 configuration start faster; ``--no-compile-cache`` turns it off.
 
@@ -27,8 +31,9 @@ the cluster environment, e.g. SLURM) or ``--distributed --coordinator HOST:PORT
 --num-processes N --process-id I``; ``num_devices`` then defaults to every device of every
 process, and only process 0 writes DIR (every process takes part in saving checkpoints).
 
-Every input is checked before anything is compiled or written: a bad one gets a one-line
-error naming what was wrong and what is accepted, and exit code 2.
+Every input is checked before anything is compiled or written (paths included: one that cannot
+be created, read or written is named): a bad one gets a one-line error naming what was wrong
+and what is accepted, and exit code 2.
 """
 from __future__ import annotations
 
