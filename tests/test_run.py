@@ -231,3 +231,24 @@ def test_train_takes_your_own_algorithm_file(tmp_path, capsys):
     assert {"value", "policy_loss"} <= _rows(out)[0].keys()
     assert main(["train", str(tmp_path / "nope.py"), "--env", "cartpole", "--steps", "10", "--out", str(out)]) == 2
     assert "no algorithm file" in capsys.readouterr().err
+
+
+def test_signals_are_recorded_a_second_ctrl_c_stops_at_once_and_handlers_come_back():
+    import os
+    import signal
+
+    from fnrl.runner import stop_on_signals
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with stop_on_signals() as signals:
+        assert signals.received is None
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert signals.received == signal.SIGTERM  # recorded; the process goes on
+        os.kill(os.getpid(), signal.SIGINT)
+        assert signals.received == signal.SIGTERM  # the first signal is the one reported
+    with pytest.raises(KeyboardInterrupt):
+        with stop_on_signals() as signals:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert signals.received == signal.SIGINT
+            os.kill(os.getpid(), signal.SIGINT)  # asked twice: stop now
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
