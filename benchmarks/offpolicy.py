@@ -6,7 +6,7 @@
    prioritised sampling (with the priority update a TD learner does), at each capacity. With
    flashbax importable (it is not a dependency: install it in a separate venv that sees fnrl),
    its item buffers run the same rounds and the ratio fnrl/flashbax is printed.
-2. SAC: updates/s of the bare update (``sac.make_agent(config).update`` scanned over one
+2. SAC: updates/s of the bare update (``sac.make_agent(config, spec).update`` scanned over one
    replayed batch) and of the whole training program with one update per environment step
    (acting, replay, updates, evaluation); the ratio is the share of time spent in the update.
 
@@ -21,7 +21,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from fnrl import replay
+from fnrl import envs, replay
 from fnrl.algorithms import sac
 from fnrl.types import Transition
 
@@ -117,20 +117,21 @@ def bench_replay(args) -> None:
 def bench_sac(args) -> None:
     config = sac.Config(env="pendulum", total_steps=args.sac_steps, num_envs=1, hidden_sizes=tuple(args.sac_hidden),
                         batch_size=args.batch, learning_starts=1000, num_evals=1, eval_episodes=4)
-    agent = sac.make_agent(config)
+    env = envs.make(config.env)
+    agent = sac.make_agent(config, env.spec)
     key = jax.random.PRNGKey(0)
-    env_state = jax.vmap(agent.env.reset)(jax.random.split(key, config.batch_size))
+    env_state = jax.vmap(env.reset)(jax.random.split(key, config.batch_size))
     learner = agent.init(key, env_state.obs)
     actions = jax.random.uniform(key, (config.batch_size, 1), minval=-1.0, maxval=1.0)
     batch = Transition(obs=env_state.obs, action=actions, reward=jnp.zeros(config.batch_size),
                        termination=jnp.zeros(config.batch_size), truncation=jnp.zeros(config.batch_size),
-                       next_obs=env_state.obs, extras={"n_steps": jnp.ones(config.batch_size, jnp.int32)})
-    weights = jnp.ones(config.batch_size)
+                       next_obs=env_state.obs, extras={"n_steps": jnp.ones(config.batch_size, jnp.int32),
+                                                       "weight": jnp.ones(config.batch_size)})
 
     @jax.jit
     def bare(learner, key):
         def step(learner, key):
-            learner, _, metrics = agent.update(learner, batch, weights, key)
+            learner, metrics, _ = agent.update(learner, batch, key)
             return learner, metrics["critic_loss"]
         return jax.lax.scan(step, learner, jax.random.split(key, args.sac_updates))[1]
 

@@ -61,7 +61,7 @@ def worker(coordinator: str, num_processes: int, process_id: int, out: str) -> N
     from fnrl.algorithms import reinforce
 
     learner, metrics = jax.jit(reinforce.make_train(_config(jax.device_count())))(jax.random.PRNGKey(SEED))
-    np.savez(out, *(np.asarray(p) for p in jax.tree_util.tree_leaves(learner["params"])),
+    np.savez(out, *(np.asarray(p) for p in jax.tree_util.tree_leaves(learner.params)),
              episode_return=np.asarray(metrics["episode_return"]), devices=jax.device_count())
 
 
@@ -101,7 +101,7 @@ def main() -> int:
     n = args.processes
     start = time.perf_counter()
     learner, metrics = jax.jit(reinforce.make_train(_config(1)))(jax.random.PRNGKey(SEED))
-    ref_params = [np.asarray(p) for p in jax.tree_util.tree_leaves(learner["params"])]
+    ref_params = [np.asarray(p) for p in jax.tree_util.tree_leaves(learner.params)]
     ref_returns = np.asarray(metrics["episode_return"])
     checks: list[tuple[str, bool, str]] = []
 

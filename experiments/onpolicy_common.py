@@ -29,7 +29,9 @@ class Result:
 
 
 def run(module, config, seeds: int) -> Result:
-    """``seeds`` runs of ``module.make_train(config)`` in one ``jit(vmap(train))`` program."""
+    """``seeds`` runs of ``module.make_train(config)`` in one ``jit(vmap(train))`` program,
+    evaluated with the stochastic policy (``eval_policy="stochastic"``), as the tables say."""
+    config = dataclasses.replace(config, eval_policy="stochastic")
     start = time.perf_counter()
     train = jax.jit(jax.vmap(module.make_train(config)))
     _, metrics = jax.block_until_ready(train(jax.random.split(jax.random.PRNGKey(0), seeds)))

@@ -8,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fnrl import algorithms, offpolicy
+from fnrl import algorithms
+from fnrl.agent import Agent, UpdateOutput
+from fnrl.loops import offpolicy
 from fnrl.algorithms import dqn, sac
 from fnrl.cli import main
 from fnrl.config import ConfigError
@@ -55,11 +57,11 @@ def test_loop_replays_every_n_step_window_across_iterations():
     empty = Transition(obs=jnp.zeros((64, 2)), action=jnp.zeros(64, jnp.int32), reward=jnp.zeros(64),
                        termination=jnp.zeros(64), truncation=jnp.zeros(64), next_obs=jnp.zeros((64, 2)),
                        extras={"n_steps": jnp.zeros(64, jnp.int32)})
-    train = offpolicy.make_off_policy_train(config, offpolicy.Agent(
-        env, init=lambda key, obs: empty,
-        explore=lambda learner, obs, key, step: jnp.zeros(obs.shape[0], jnp.int32),
-        act=lambda learner, obs, key: (jnp.zeros(obs.shape[0], jnp.int32), {}),
-        update=lambda learner, batch, weights, key: (batch, jnp.zeros(64), {})))
+    train = offpolicy.make_train(config, env, Agent(
+        init=lambda key, obs: empty,
+        act=lambda learner, obs, key, explore: (jnp.zeros(obs.shape[0], jnp.int32), {}),
+        update=lambda learner, batch, key: UpdateOutput(batch._replace(extras={"n_steps": batch.extras["n_steps"]}),
+                                                        {})))
     batch, metrics = jax.jit(train)(jax.random.PRNGKey(0))
     # 3 warm-up steps × 3 envs, then 19 iterations of 1 step × 3 envs per evaluation.
     np.testing.assert_array_equal(metrics["step"], [9 + 19 * 3, 9 + 38 * 3])

@@ -1,4 +1,4 @@
-"""The command line: the training contract of DESIGN.md (bad input: tests/test_bad_input.py)."""
+"""The command line: the training contract (README, "Training runs") (bad input: tests/test_bad_input.py)."""
 import json
 import os
 

@@ -361,3 +361,11 @@ def test_boolean_flags_equal_float_flags():
     s = stream(15, (6, 2))
     as_bool = dict(s, termination=s["termination"] > 0, truncation=s["truncation"] > 0)
     np.testing.assert_allclose(gae_of(as_bool, 0.9, 0.9), gae_of(s, 0.9, 0.9))
+
+
+def test_normalize_advantages_standardises_the_whole_batch():
+    adv = jnp.array([[1.0, 2.0], [3.0, 10.0]])
+    out = E.normalize_advantages(adv)
+    np.testing.assert_allclose(out.mean(), 0.0, atol=1e-6)
+    np.testing.assert_allclose(out.std(), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(out, (adv - 4.0) / (np.std([1.0, 2.0, 3.0, 10.0]) + 1e-8), rtol=1e-6)

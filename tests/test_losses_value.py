@@ -253,3 +253,21 @@ def test_bad_inputs_fail_with_the_argument_name(data):
         V.n_step_q_target(r, t, q, GAMMA, 0)
     with pytest.raises(ValueError, match="`delta` must be > 0"):
         V.huber_loss(r, r, delta=0.0)
+
+
+def test_action_value_picks_each_rows_action():
+    q = jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    np.testing.assert_array_equal(V.action_value(q, jnp.array([2, 0])), [3.0, 4.0])
+    with pytest.raises(AssertionError, match="integer"):
+        V.action_value(q, jnp.array([2.0, 0.0]))
+
+
+def test_ensemble_td_loss_sums_the_critics_weighted_regressions():
+    q = jnp.array([[1.0, 2.0, 0.0], [3.0, 0.0, 1.0]])  # 2 critics, 3 samples
+    target, weights = jnp.array([0.0, 1.0, 1.0]), jnp.array([1.0, 0.5, 2.0])
+    loss, td_error = V.ensemble_td_loss(q, target, weights)
+    expected = sum(V.mse_loss(q[k], target, mask=weights) for k in range(2))
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    np.testing.assert_allclose(td_error, [2.0, 0.0, -0.5])
+    grad = jax.grad(lambda q: V.ensemble_td_loss(q, target)[0])(q)
+    np.testing.assert_allclose(grad, (q - target) / 3.0, rtol=1e-6)  # each critic its own gradient

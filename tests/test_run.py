@@ -43,7 +43,7 @@ def _final_learner(out):
     config = fnrl_config.override(ppo.Config(env="cartpole", total_steps=STEPS), SMALL)
     train = ppo.make_train(config)
     with Checkpoints(str(out / "checkpoints")) as checkpoints:
-        return checkpoints.restore(jax.eval_shape(train.init, jax.random.PRNGKey(1)))["learner"]
+        return checkpoints.restore(jax.eval_shape(train.init, jax.random.PRNGKey(1))).learner
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_non_finite_metric_stops_training_and_keeps_the_last_finite_checkpoint(t
 
         def advance(carry):
             carry, metrics = train.advance(carry)
-            loss = jnp.where(carry["chunk"] >= 41, jnp.nan, metrics["policy_loss"])
+            loss = jnp.where(carry.chunk >= 41, jnp.nan, metrics["policy_loss"])
             return carry, {**metrics, "policy_loss": loss}
 
         return dataclasses.replace(train, advance=advance)

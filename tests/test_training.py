@@ -1,10 +1,10 @@
-"""The shared on-policy machinery in fnrl.training."""
+"""Evaluation episodes (fnrl.loops.evaluation), shared by every loop."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from fnrl.envs.core import Env, EnvState, Spec
-from fnrl.training import evaluate
+from fnrl.loops.evaluation import evaluate
 
 
 class _NaNAfterEnd(Env):

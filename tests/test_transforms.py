@@ -473,3 +473,13 @@ def test_dual_ascent_rejects_bad_input():
         T.dual_ascent_update(jnp.zeros(2), jnp.zeros(3), 0.0, 0.1)
     with pytest.raises(ValueError, match="learning_rate"):
         T.dual_ascent_update(jnp.zeros(2), jnp.zeros(2), 0.0, 0.0)
+
+
+def test_optimizer_step_is_optax_update_then_apply():
+    params, grads = {"w": jnp.array([1.0, -2.0])}, {"w": jnp.array([0.5, 1.0])}
+    sgd = optax.sgd(0.1)
+    new, state = T.optimizer_step(sgd, grads, sgd.init(params), params)
+    np.testing.assert_allclose(new["w"], [0.95, -2.1], rtol=1e-6)
+    adam = optax.adam(0.1)
+    new, state = T.optimizer_step(adam, grads, adam.init(params), params)
+    assert int(state[0].count) == 1 and np.allclose(new["w"], [0.9, -2.1])  # Adam's first step is lr·sign(g)

@@ -1,7 +1,7 @@
 """Checkpoints of a training run's whole carry (learner, environments, replay buffer, keys), with
 orbax, that can be trusted.
 
-A checkpoint is the :class:`fnrl.loop.Train` carry after some number of chunks, saved under
+A checkpoint is the :class:`fnrl.loops.core.Train` carry after some number of chunks, saved under
 ``DIR/<chunks>``; the newest ``keep`` are kept. Orbax writes each one into a temporary
 directory and renames it when complete. After that, fnrl writes ``DIR/<chunks>/MANIFEST``:
 the size and SHA-256 of every file orbax wrote. A checkpoint is *usable* only when its

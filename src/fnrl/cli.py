@@ -148,7 +148,7 @@ def _build(algo: str, fields: dict, source: str, args=None):
     import jax
 
     from fnrl import algorithms, config as fnrl_config, envs, parallel
-    from fnrl.training import check_env, make_env
+    from fnrl.loops.core import check_env, make_env
 
     try:
         module = algorithms.get(algo)
@@ -160,11 +160,14 @@ def _build(algo: str, fields: dict, source: str, args=None):
                 if args.steps <= 0:
                     raise UsageError(f"invalid --steps {args.steps}: must be a positive integer")
                 config = dataclasses.replace(config, total_steps=args.steps)
+            parallel_field = any(f.name == "num_devices" for f in dataclasses.fields(config))
+            if args.distributed and not parallel_field:
+                raise UsageError(f"--distributed: {algo} trains on one device (its config has no num_devices)")
             every_device = [f"num_devices={jax.device_count()}"] if args.distributed else []
             config = fnrl_config.override(config, every_device + args.overrides)  # the user's own setting wins
         envs.make(config.env)
         check_env(algo, getattr(module, "SUPPORTS", ("discrete", "continuous")), make_env(config).spec, config.env)
-        parallel.make_mesh(config.num_devices)  # enough devices?
+        parallel.make_mesh(getattr(config, "num_devices", 1))  # enough devices?
     except (ValueError, TypeError) as e:  # ConfigError is a ValueError
         raise _one_line(e) from None
     return module, config
@@ -322,7 +325,7 @@ def _train(args) -> int:
 
 
 def _load_policy(run_dir: str):
-    """The run's :class:`fnrl.loop.Train` and its newest checkpointed carry."""
+    """The run's :class:`fnrl.loops.core.Train` and its newest checkpointed carry."""
     import jax
 
     from fnrl.checkpoint import Checkpoints
@@ -346,15 +349,14 @@ def _note(line: str) -> None:
 def _eval(args) -> int:
     import jax
 
-    from fnrl import loop
-    from fnrl.training import episode_limit, evaluate
+    from fnrl.loops.core import obs_stats
+    from fnrl.loops.evaluation import episode_limit, evaluate
 
     if args.episodes <= 0:
         raise UsageError(f"invalid --episodes {args.episodes}: must be a positive integer")
     train, carry, config = _load_policy(args.run)
     max_steps = episode_limit(train.env)
-    run = jax.jit(lambda c, k: evaluate(train.env, train.act, c["learner"], k, args.episodes, max_steps,
-                                        loop.obs_stats(c)))
+    run = jax.jit(lambda c, k: evaluate(train.env, train.act, c.learner, k, args.episodes, max_steps, obs_stats(c)))
     episode_return = float(run(carry, jax.random.PRNGKey(args.seed)))
     print(json.dumps({"run": args.run, "env": config.env, "episodes": args.episodes, "episode_return": episode_return}))
     return 0
@@ -363,15 +365,15 @@ def _eval(args) -> int:
 def _render(args) -> int:
     import jax
 
-    from fnrl import loop
+    from fnrl.loops.core import obs_stats
     from fnrl.render import RenderError, render_episode
 
     out = args.out or os.path.join(args.run, "episode.html")
     _writable_file(out, "--out")
     train, carry, config = _load_policy(args.run)
     try:
-        html = render_episode(train.env, train.act, carry["learner"], jax.random.PRNGKey(args.seed),
-                              obs_stats=loop.obs_stats(carry), max_steps=args.max_steps)
+        html = render_episode(train.env, train.act, carry.learner, jax.random.PRNGKey(args.seed),
+                              obs_stats=obs_stats(carry), max_steps=args.max_steps)
     except (ValueError, RenderError) as e:
         raise _one_line(e) from None
     _write_atomic(out, html)

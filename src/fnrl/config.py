@@ -1,6 +1,8 @@
 """Validated dataclass configs: config files, ``key=value`` overrides and YAML dumps.
 
-Each algorithm's ``Config`` is a frozen dataclass whose ``__post_init__`` calls :func:`check`.
+Each algorithm's ``Config`` is a frozen dataclass: its fields declare what they accept
+(:func:`positive`, :func:`unit_interval`, :func:`one_of`, ...), which :class:`Validated`
+checks, and its ``__post_init__`` adds the checks that relate several fields (:func:`check`).
 Values reach it from three places, all through :func:`apply`, which rejects unknown keys and
 values of the wrong type before the dataclass's own validation runs, so that every bad input
 fails with one line before anything is compiled:
@@ -26,7 +28,7 @@ import os
 import re
 import types
 import typing
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import yaml
 
@@ -42,6 +44,59 @@ def check(condition: bool, field: str, value: Any, accepted: str) -> None:
     """Raises :class:`ConfigError` naming ``field``, its ``value`` and what is ``accepted``."""
     if not condition:
         raise ConfigError(f"invalid {field}={value!r}: must be {accepted}")
+
+
+# ----------------------------------------------------------------------- declared constraints
+#
+# A config field states what it accepts where it is declared, e.g.
+#
+#     learning_rate: float = positive(1e-3)
+#     gae_lambda: float = unit_interval(0.95)
+#     objective: str = one_of("clip", ("clip", "kl"))
+#
+# and :class:`Validated`'s ``__post_init__`` checks every such field, in declaration order,
+# before the config's own cross-field checks.
+
+def constrained(default: Any, accepts: Callable[[Any], bool], accepted: str) -> Any:
+    """A dataclass field with ``default`` whose values must satisfy ``accepts`` (described as
+    ``accepted`` in the error)."""
+    return dataclasses.field(default=default, metadata={"accepts": accepts, "accepted": accepted})
+
+
+def positive(default: float) -> Any:
+    return constrained(default, lambda v: v > 0, "positive")
+
+
+def positive_int(default: int) -> Any:
+    return constrained(default, lambda v: v > 0, "a positive integer")
+
+
+def non_negative(default: float) -> Any:
+    return constrained(default, lambda v: v >= 0, ">= 0")
+
+
+def unit_interval(default: float) -> Any:
+    return constrained(default, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+
+
+def one_of(default: str, choices: tuple[str, ...]) -> Any:
+    return constrained(default, lambda v: v in choices, f"one of {choices}")
+
+
+class Validated:
+    """Base of every config dataclass: checks the fields declared with :func:`constrained`.
+
+    A subclass that only changes a field's default (``num_envs: int = 10``) keeps the
+    constraint the field was declared with higher up."""
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            rule = next((c.__dataclass_fields__[f.name].metadata for c in type(self).__mro__
+                         if f.name in getattr(c, "__dataclass_fields__", {})
+                         and "accepts" in c.__dataclass_fields__[f.name].metadata), None)
+            if rule is not None:
+                value = getattr(self, f.name)
+                check(rule["accepts"](value), f.name, value, rule["accepted"])
 
 
 # ------------------------------------------------------------------------------------ YAML

@@ -1,6 +1,6 @@
 """Returns, advantages, importance weights and off-policy evaluation.
 
-Conventions (DESIGN.md, principle 4)
+Conventions (README, "Design": time-major data)
 ------------------------------------
 Sequences are time-major, ``[T, ...]`` with any trailing batch dims. Step ``t`` records
 
@@ -48,6 +48,7 @@ from jax import lax
 Array = chex.Array
 
 __all__ = [
+    "normalize_advantages",
     "td_errors",
     "discounted_returns",
     "n_step_returns",
@@ -429,3 +430,10 @@ def weighted_doubly_robust(rewards: Array, target_log_probs: Array, behaviour_lo
     """
     return _off_policy_estimate(rewards, target_log_probs, behaviour_log_probs, gamma, mask,
                                 q_values, state_values, weighted=True)
+
+
+def normalize_advantages(advantages: chex.Array, eps: float = 1e-8) -> chex.Array:
+    """``(Â − mean Â) / (std Â + eps)`` over the whole batch (all axes): the per-batch
+    standardisation of advantages used with PPO, A2C, REINFORCE and TRPO (e.g. Schulman et al.
+    2017's implementation; Andrychowicz et al. 2021, "What Matters in On-Policy RL")."""
+    return (advantages - advantages.mean()) / (advantages.std() + eps)

@@ -27,7 +27,7 @@ to be rewritten per device (keyed per environment, ``pmean``-ed) to keep that eq
 every algorithm. Here no algorithm module contains device logic.
 
 The price of that equality: whatever mixes environments crosses devices. Minibatches drawn
-by one permutation of the global batch (:func:`fnrl.training.minibatch_epochs`) are gathered
+by one permutation of the global batch (:func:`fnrl.loops.onpolicy.minibatch_epochs`) are gathered
 across devices (all-gathers of the batch each epoch), and evaluation, which is not sharded,
 runs replicated on every device.
 

@@ -1,5 +1,5 @@
 """Training progress on the host: ``fnrl train`` feeds it between the chunks of a run
-(:mod:`fnrl.loop`); a host callback from inside a jitted run can feed it too.
+(:mod:`fnrl.runner`); a host callback from inside a jitted run can feed it too.
 
 On a terminal, a live bar (rich) with environment steps, steps/s, the latest evaluation
 return and the time left; evaluation results also print as lines above the bar. Elsewhere

@@ -42,7 +42,7 @@ import numpy as np
 
 from fnrl import envs
 from fnrl.envs.brax_envs import BraxEnv
-from fnrl.training import episode_limit, start_episodes
+from fnrl.loops.evaluation import episode_limit, start_episodes
 
 from brax.io import html  # isort: skip -- after brax_envs, which keeps Brax's import-time prints quiet
 
@@ -96,10 +96,10 @@ def episode_states(env: envs.Env, act: Callable, learner: Any, key, obs_stats=No
                    max_steps: int | None = None) -> list:
     """Brax pipeline states of one episode: the reset state, then one per step up to and
     including the step that ends the episode (termination or truncation), at most
-    ``max_steps`` steps (default: :func:`fnrl.training.episode_limit`).
+    ``max_steps`` steps (default: :func:`fnrl.loops.evaluation.episode_limit`).
 
-    The episode runs exactly as :func:`fnrl.training.evaluate` runs its episodes
-    (:func:`fnrl.training.start_episodes`, here with one episode, and the same key splits);
+    The episode runs exactly as :func:`fnrl.loops.evaluation.evaluate` runs its episodes
+    (:func:`fnrl.loops.evaluation.start_episodes`, here with one episode, and the same key splits);
     with the same key it is the episode ``evaluate(..., num_episodes=1)`` scores. Every fnrl
     wrapper passes ``EnvState.internal`` through untouched, so there it is Brax's own
     ``State`` (with a batch axis of 1), whose ``pipeline_state`` is collected.

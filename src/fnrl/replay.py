@@ -24,7 +24,7 @@ The tree here runs at 0.61× and 1.36× (uniform replay: 0.95× and 0.91×).
 Why not flashbax (0.1.3, which does run with jax 0.10.2 in a separate venv)? Its flat buffer
 stores consecutive *steps* and pairs step t with step t + 1 at sampling time, which after an
 auto-reset pairs the last step of an episode with the *first* observation of the next one: the
-final observation that truncated episodes bootstrap from (DESIGN.md, principle 4) is lost. Its
+final observation that truncated episodes bootstrap from (README, "Design": time-major data) is lost. Its
 item buffer would store our transitions, at about the same speed (above), but as another
 dependency for what is ~150 lines here, and the n-step assembly with fnrl's
 termination/truncation semantics has to be written here anyway.

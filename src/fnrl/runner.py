@@ -1,4 +1,4 @@
-"""Running a :class:`fnrl.loop.Train` the way ``fnrl train`` does, from Python.
+"""Running a :class:`fnrl.loops.core.Train` the way ``fnrl train`` does, from Python.
 
 :func:`run` compiles the run's three programs ahead of time (:class:`Compiled`), then drives
 it chunk by chunk (:func:`drive`): it logs each evaluation (``metrics.jsonl`` and TensorBoard),
@@ -28,7 +28,7 @@ import jax
 
 from fnrl.checkpoint import Checkpoints
 from fnrl.logging import RunLogger, read_metrics
-from fnrl.loop import Train
+from fnrl.loops.core import Train
 from fnrl.progress import Progress
 
 __all__ = ["Compiled", "Interrupted", "NonFinite", "Result", "drive", "run", "stop_on_signals"]
@@ -77,7 +77,7 @@ def stop_on_signals():
 
 
 class Compiled:
-    """A run's three programs (:class:`fnrl.loop.Train`), jitted and compiled ahead of running,
+    """A run's three programs (:class:`fnrl.loops.core.Train`), jitted and compiled ahead of running,
     each for the shardings the previous one produces (a run over several devices shards them);
     ``seconds`` is the time that took."""
 
@@ -178,7 +178,7 @@ def drive(train: Train, compiled: Compiled, carry: Any, done: int = 0, *, logger
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-    """What :func:`run` returns: the final ``carry`` (``carry["learner"]`` is the trained
+    """What :func:`run` returns: the final ``carry`` (``carry.learner`` is the trained
     learner), the evaluation ``rows`` of the whole run, and its timings. ``start_step`` is
     the step a resumed run continued from (0 for a fresh one)."""
 

@@ -35,6 +35,7 @@ import optax
 from optax import tree_utils as otu
 
 __all__ = [
+    "optimizer_step",
     "conjugate_gradient",
     "fisher_vector_product",
     "natural_gradient_step",
@@ -57,6 +58,14 @@ def _check_number(name: str, value, *, low: float, low_inclusive: bool, high: fl
     if too_low or (high is not None and value > high):
         bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and <= {high}" if high is not None else "")
         raise ValueError(f"{name} must be {bound}, got {value}")
+
+
+def optimizer_step(optimizer: optax.GradientTransformation, grads: Params, opt_state: Any,
+                   params: Params) -> tuple[Params, Any]:
+    """One step of an optax ``optimizer``: ``u, s' = optimizer.update(g, s, θ)``, ``θ' = θ + u``.
+    Returns ``(θ', s')``."""
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
 
 
 def _check_iterations(name: str, value):

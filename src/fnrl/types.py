@@ -3,7 +3,7 @@
 All sequence data is time-major: a :class:`Trajectory` holds arrays of shape ``[T, B, ...]``
 (or ``[T, ...]`` without a batch), a :class:`Transition` the same fields without the time axis.
 
-Episode boundaries follow DESIGN.md: ``termination`` marks a true terminal state (no
+Episode boundaries (README, "Design"): ``termination`` marks a true terminal state (no
 bootstrap), ``truncation`` a time limit (bootstrap from the value of ``next_obs``, which for
 an ended episode is the *final* observation kept by auto-reset, not the first observation of
 the next episode).
@@ -43,11 +43,3 @@ class Transition(NamedTuple):
 
 # A trajectory is a Transition whose leaves carry a leading time axis: [T, B, ...].
 Trajectory = Transition
-
-
-class TrainState(NamedTuple):
-    """Parameters and optimiser state of one learner, plus a step counter."""
-
-    params: Params
-    opt_state: Any
-    step: Array

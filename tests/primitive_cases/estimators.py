@@ -46,6 +46,7 @@ def _episodes(key, with_q=False):
 
 
 CASES = [
+    Case("normalize_advantages", E.normalize_advantages, lambda k: (jax.random.normal(k, (4, 3)),), (0,)),
     Case("td_errors", lambda r, v, nv, term, trunc: E.td_errors(r, v, nv, term, 0.9),
          _stream, (0, 1, 2)),
     Case("discounted_returns",

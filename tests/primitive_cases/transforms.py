@@ -111,7 +111,13 @@ def _dual_args(key):
     return jax.random.uniform(kl, (3,)), 0.02 * jax.random.uniform(kc, (3,))
 
 
+def _adam_step(params, grads):
+    optimizer = optax.adam(0.1)
+    return T.optimizer_step(optimizer, grads, optimizer.init(params), params)[0]
+
+
 CASES = [
+    Case("optimizer_step", _adam_step, lambda k: _online_target(k)[:2], (0, 1)),
     Case("conjugate_gradient", _cg, _spd_system, (0, 1)),
     Case("fisher_vector_product", _fvp, _fvp_args, (0, 1)),
     Case("natural_gradient_step", _natural_gradient, policy_data, (0, 3)),

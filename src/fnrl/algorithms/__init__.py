@@ -1,9 +1,12 @@
 """Algorithms, one module each, composed from the primitives.
 
-Every module exposes ``Config`` (a validated dataclass) and ``make_train(config) -> train``,
-where ``train(key) -> (state, metrics)`` is pure: ``jax.jit(train)(key)`` is one whole
-training run and ``jax.vmap(train)(keys)`` trains many seeds at once. ``train`` is a
-:class:`fnrl.loop.Train`, whose pieces the command line drives for progress and checkpoints.
+Every module exposes ``Config`` (a validated dataclass), ``make_agent(config, spec)`` (its
+:class:`fnrl.agent.Agent`: ``init``, ``act``, ``update``, over a typed ``Learner``) and
+``make_train(config) -> train``, the agent on its family's loop (:mod:`fnrl.loops`), where
+``train(key) -> (learner, metrics)`` is pure: ``jax.jit(train)(key)`` is one whole training run
+and ``jax.vmap(train)(keys)`` trains many seeds at once. ``train`` is a
+:class:`fnrl.loops.core.Train`, whose pieces :func:`fnrl.runner.run` drives for progress and
+checkpoints.
 """
 from __future__ import annotations
 

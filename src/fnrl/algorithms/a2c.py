@@ -12,27 +12,24 @@ The advantage Â_t (from the value before the step) is
 - ``advantage="gae"``: Â_t = :func:`fnrl.estimators.gae` (Schulman et al. 2016), Ĝ_t = Â_t + V(s_t).
 
 Composed of :func:`fnrl.losses.policy_gradient_loss`, :func:`fnrl.losses.mse_loss` and
-:func:`fnrl.losses.entropy_loss`, with ``optax.clip_by_global_norm`` and Adam; the shared
-on-policy loop (:mod:`fnrl.training`) does the rollouts and evaluation.
-
-Defaults are tuned for cartpole (8 environments × 8 steps per update, no advantage
-normalisation or entropy bonus: with both, returns kept oscillating between ~150 and 500 over
-500k steps instead of settling at 500, in 5 seeds out of 5). A2C
-did not learn pendulum within 1M steps in the settings tried (see
-``experiments/onpolicy_pendulum.py``). Gaussian policies (``distribution="gaussian"``, chosen by
-``"auto"`` on continuous environments) act in [-1, 1]; the environment clips and rescales the
-sample, and the log-probability is that of the unclipped sample.
+:func:`fnrl.losses.entropy_loss`, with ``optax.clip_by_global_norm`` and Adam; the on-policy
+loop (:mod:`fnrl.loops.onpolicy`) does the rollouts and evaluation. Gaussian policies
+(``distribution="gaussian"``, chosen by ``"auto"`` on continuous environments) act in
+[-1, 1]; the environment clips and rescales the sample, and the log-probability is that of
+the unclipped sample. Defaults are tuned for cartpole (8 environments × 8 steps per update).
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
 import jax
 import optax
 
-from fnrl import estimators, losses, networks
-from fnrl.config import check
-from fnrl.training import OnPolicyConfig, make_env, make_on_policy_train
+from fnrl import estimators, losses, networks, transforms
+from fnrl.agent import Agent, UpdateOutput
+from fnrl.config import non_negative, one_of, positive, positive_int, unit_interval
+from fnrl.loops import core, onpolicy
 
 SUPPORTS = ("discrete", "continuous")
 ADVANTAGES = ("gae", "n_step")
@@ -41,47 +38,41 @@ DISTRIBUTIONS = ("auto", "categorical", "gaussian")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(OnPolicyConfig):
-    """A2C settings (module docstring); 8 × 8 steps per update as tuned for cartpole."""
+class Config(onpolicy.OnPolicyConfig):
+    """A2C settings (module docstring). Without advantage normalisation or an entropy bonus:
+    with both, cartpole returns kept oscillating between ~150 and 500 over 500k steps instead
+    of settling at 500, in 5 seeds out of 5."""
 
-    num_envs: int = 8
-    rollout_length: int = 8
-    learning_rate: float = 1e-3
-    advantage: str = "gae"
-    gae_lambda: float = 0.95
-    n_steps: int = 8
-    value_coef: float = 0.5
-    entropy_coef: float = 0.0
+    num_envs: int = positive_int(8)
+    rollout_length: int = positive_int(8)
+    learning_rate: float = positive(1e-3)
+    advantage: str = one_of("gae", ADVANTAGES)
+    gae_lambda: float = unit_interval(0.95)
+    n_steps: int = positive_int(8)
+    value_coef: float = non_negative(0.5)
+    entropy_coef: float = non_negative(0.0)
     normalize_advantages: bool = False
-    max_grad_norm: float = 0.5
-    distribution: str = "auto"
-
-    def __post_init__(self):
-        super().__post_init__()
-        check(self.learning_rate > 0, "learning_rate", self.learning_rate, "positive")
-        check(self.advantage in ADVANTAGES, "advantage", self.advantage, f"one of {ADVANTAGES}")
-        check(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", self.gae_lambda, "in [0, 1]")
-        check(self.n_steps > 0, "n_steps", self.n_steps, "a positive integer")
-        check(self.value_coef >= 0, "value_coef", self.value_coef, ">= 0")
-        check(self.entropy_coef >= 0, "entropy_coef", self.entropy_coef, ">= 0")
-        check(self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "positive")
-        check(self.distribution in DISTRIBUTIONS, "distribution", self.distribution, f"one of {DISTRIBUTIONS}")
+    max_grad_norm: float = positive(0.5)
+    distribution: str = one_of("auto", DISTRIBUTIONS)
 
 
-def make_train(config: Config, on_eval=None):
-    """``train(key) -> (learner, metrics)`` for A2C; see :mod:`fnrl.training`."""
+class Learner(NamedTuple):
+    params: Any  # actor-critic
+    opt_state: Any
+
+
+def make_agent(config: Config, spec) -> Agent:
     optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
-    env = make_env(config)
     torso = networks.Torso(config.hidden_sizes, "tanh", orthogonal_init=True)
-    net = networks.make_actor_critic(env.spec, torso, distribution=config.distribution)
+    net = networks.make_actor_critic(spec, torso, distribution=config.distribution)
 
     def init(key, obs):
         params = net.init(key, obs)
-        return {"params": params, "opt_state": optimizer.init(params)}
+        return Learner(params, optimizer.init(params))
 
-    def act(learner, obs, key):
-        dist, _ = net.apply(learner["params"], obs)
-        return dist.sample(seed=key), {}
+    def act(learner, obs, key, explore):
+        dist, _ = net.apply(learner.params, obs)
+        return (dist.sample(seed=key) if explore else dist.mode()), {}
 
     def loss(params, traj):
         dist, values = net.apply(params, traj.obs)
@@ -96,7 +87,7 @@ def make_train(config: Config, on_eval=None):
                                                 config.gamma, config.n_steps)
             advantages = targets - v
         if config.normalize_advantages:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            advantages = estimators.normalize_advantages(advantages)
         policy_loss = losses.policy_gradient_loss(dist.log_prob(traj.action), advantages)
         value_loss = losses.mse_loss(values, targets)
         entropy = losses.entropy_loss(dist)
@@ -104,9 +95,14 @@ def make_train(config: Config, on_eval=None):
         return total, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": -entropy}
 
     def update(learner, traj, key):
-        grads, metrics = jax.grad(loss, has_aux=True)(learner["params"], traj)
-        updates, opt_state = optimizer.update(grads, learner["opt_state"], learner["params"])
-        params = optax.apply_updates(learner["params"], updates)
-        return {"params": params, "opt_state": opt_state}, {**metrics, "grad_norm": optax.tree.norm(grads)}
+        grads, metrics = jax.grad(loss, has_aux=True)(learner.params, traj)
+        params, opt_state = transforms.optimizer_step(optimizer, grads, learner.opt_state, learner.params)
+        return UpdateOutput(Learner(params, opt_state), {**metrics, "grad_norm": optax.tree.norm(grads)})
 
-    return make_on_policy_train(config, env, init, act, update, on_eval)
+    return Agent(init, act, update)
+
+
+def make_train(config: Config, on_eval=None):
+    """``train(key) -> (learner, metrics)`` for A2C; see :mod:`fnrl.loops.core`."""
+    env = core.make_env(config)
+    return onpolicy.make_train(config, env, make_agent(config, env.spec), on_eval)

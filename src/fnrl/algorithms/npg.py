@@ -18,56 +18,47 @@ with (F + cI)⁻¹g from conjugate gradient on Fisher-vector products, never for
 The advantages Â_t are :func:`fnrl.estimators.gae` from a separate value network V_φ,
 normalised over the batch; V_φ is then regressed on the λ-returns Â_t + V_φold(s_t)
 (:func:`fnrl.losses.mse_loss`) by Adam over ``value_epochs`` shuffled passes of
-``value_minibatches`` minibatches (:func:`fnrl.training.minibatch_epochs`), as in the GAE paper.
+``value_minibatches`` minibatches (:func:`fnrl.loops.onpolicy.minibatch_epochs`), as in the GAE paper.
 
-:func:`make_natural_train` is that whole update with the policy step as an argument: NPG and
-TRPO differ only there. Defaults are tuned for cartpole; on pendulum both reach about -145
-within 1M steps with ``normalize_obs=True, gamma=0.95, num_envs=16, rollout_length=256``
-(``experiments/onpolicy_pendulum.py``).
+:func:`make_natural_agent` is that whole update with the policy step as an argument: NPG and
+TRPO differ only there. Defaults are tuned for cartpole.
 """
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from fnrl import estimators, losses, networks, transforms
-from fnrl.config import check
-from fnrl.training import OnPolicyConfig, make_env, make_on_policy_train, minibatch_epochs
+from fnrl.agent import Agent, UpdateOutput
+from fnrl.config import check, constrained, non_negative, one_of, positive, positive_int, unit_interval
+from fnrl.loops import core, onpolicy
 
 SUPPORTS = ("discrete", "continuous")
 
 
 @dataclasses.dataclass(frozen=True)
-class NaturalConfig(OnPolicyConfig):
+class NaturalConfig(onpolicy.OnPolicyConfig):
     """Fields shared by NPG and TRPO."""
 
-    max_kl: float = 0.01
-    cg_iterations: int = 10
-    cg_damping: float = 0.1
-    gae_lambda: float = 0.95
+    max_kl: float = positive(0.01)
+    cg_iterations: int = positive_int(10)
+    cg_damping: float = non_negative(0.1)
+    gae_lambda: float = unit_interval(0.95)
     normalize_advantages: bool = True
-    value_learning_rate: float = 1e-3
-    value_epochs: int = 10
-    value_minibatches: int = 8
-    distribution: str = "auto"
+    value_learning_rate: float = positive(1e-3)
+    value_epochs: int = positive_int(10)
+    value_minibatches: int = positive_int(8)
+    distribution: str = one_of("auto", networks.DISTRIBUTIONS)
 
     def __post_init__(self):
         super().__post_init__()
-        check(self.max_kl > 0, "max_kl", self.max_kl, "positive")
-        check(self.cg_iterations > 0, "cg_iterations", self.cg_iterations, "a positive integer")
-        check(self.cg_damping >= 0, "cg_damping", self.cg_damping, ">= 0")
-        check(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", self.gae_lambda, "in [0, 1]")
-        check(self.value_learning_rate > 0, "value_learning_rate", self.value_learning_rate, "positive")
-        check(self.value_epochs > 0, "value_epochs", self.value_epochs, "a positive integer")
-        check(self.value_minibatches > 0, "value_minibatches", self.value_minibatches, "a positive integer")
         check(self.steps_per_update % self.value_minibatches == 0, "value_minibatches", self.value_minibatches,
               f"a divisor of the batch num_envs * rollout_length = {self.steps_per_update}")
-        check(self.distribution in networks.DISTRIBUTIONS, "distribution", self.distribution,
-              f"one of {networks.DISTRIBUTIONS}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,54 +66,56 @@ class Config(NaturalConfig):
     """``step_size=None``: scale each step to the KL radius ``max_kl``; a number: the fixed
     step α of θ ← θ + α (F + cI)⁻¹ g (``max_kl`` unused)."""
 
-    step_size: float | None = None
-
-    def __post_init__(self):
-        super().__post_init__()
-        check(self.step_size is None or self.step_size > 0, "step_size", self.step_size, "positive or null")
+    step_size: float | None = constrained(None, lambda v: v is None or v > 0, "positive or null")
 
 
-def make_natural_train(config: NaturalConfig, policy_step: Callable, on_eval=None):
-    """``train(key) -> (learner, metrics)``: GAE advantages from V_φ, ``policy_step`` on the
-    surrogate and the KL over the whole batch, then Adam regression of V_φ (module docstring).
+class Learner(NamedTuple):
+    policy: Any
+    value: Any
+    value_opt_state: Any
+
+
+def make_natural_agent(config: NaturalConfig, spec, policy_step: Callable) -> Agent:
+    """The agent: GAE advantages from V_φ, ``policy_step`` on the surrogate and the KL over the
+    whole batch, then Adam regression of V_φ (module docstring).
 
     ``policy_step(params, surrogate_fn, kl_fn) -> (new_params, metrics)`` takes the policy step:
     ``surrogate_fn(p)`` is L(p), to maximise, and ``kl_fn(p)`` is Ê[KL[π_old ‖ π_p]] with π_old
     fixed at ``params`` (the conventions of :mod:`fnrl.transforms`).
     """
     value_optimizer = optax.adam(config.value_learning_rate)
-    env = make_env(config)
     torso = networks.Torso(config.hidden_sizes, "tanh", orthogonal_init=True)
-    policy = networks.make_policy(env.spec, torso, distribution=config.distribution)
-    value = networks.make_value(env.spec, torso)
+    policy = networks.make_policy(spec, torso, distribution=config.distribution)
+    value = networks.make_value(spec, torso)
 
     def init(key, obs):
         policy_key, value_key = jax.random.split(key)
         value_params = value.init(value_key, obs)
-        return {"policy": policy.init(policy_key, obs), "value": value_params,
-                "value_opt_state": value_optimizer.init(value_params)}
+        return Learner(policy.init(policy_key, obs), value_params, value_optimizer.init(value_params))
 
-    def act(learner, obs, key):
-        action, log_prob = policy.apply(learner["policy"], obs).sample_and_log_prob(seed=key)
+    def act(learner, obs, key, explore):
+        dist = policy.apply(learner.policy, obs)
+        if not explore:
+            return dist.mode(), {}
+        action, log_prob = dist.sample_and_log_prob(seed=key)
         return action, {"log_prob": log_prob}
 
     def value_step(state, minibatch):
         params, opt_state = state
         value_loss, grads = jax.value_and_grad(
             lambda p: losses.mse_loss(value.apply(p, minibatch["obs"]), minibatch["target"]))(params)
-        updates, opt_state = value_optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), {"value_loss": value_loss}
+        return transforms.optimizer_step(value_optimizer, grads, opt_state, params), {"value_loss": value_loss}
 
     def update(learner, traj, key):
-        values = value.apply(learner["value"], traj.obs)
-        next_values = value.apply(learner["value"], traj.next_obs)
+        values = value.apply(learner.value, traj.obs)
+        next_values = value.apply(learner.value, traj.next_obs)
         advantages = estimators.gae(traj.reward, values, next_values, traj.termination, traj.truncation,
                                     config.gamma, config.gae_lambda)
         targets = advantages + values
         if config.normalize_advantages:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            advantages = estimators.normalize_advantages(advantages)
 
-        old_dist = policy.apply(learner["policy"], traj.obs)
+        old_dist = policy.apply(learner.policy, traj.obs)
         old_log_prob = traj.extras["log_prob"]
 
         def surrogate_fn(params):
@@ -132,18 +125,17 @@ def make_natural_train(config: NaturalConfig, policy_step: Callable, on_eval=Non
         def kl_fn(params):
             return jnp.mean(old_dist.kl_divergence(policy.apply(params, traj.obs)))
 
-        policy_params, policy_metrics = policy_step(learner["policy"], surrogate_fn, kl_fn)
-        (value_params, value_opt_state), value_metrics = minibatch_epochs(
-            key, (learner["value"], learner["value_opt_state"]), {"obs": traj.obs, "target": targets},
+        policy_params, policy_metrics = policy_step(learner.policy, surrogate_fn, kl_fn)
+        (value_params, value_opt_state), value_metrics = onpolicy.minibatch_epochs(
+            key, (learner.value, learner.value_opt_state), {"obs": traj.obs, "target": targets},
             value_step, config.value_epochs, config.value_minibatches)
-        learner = {"policy": policy_params, "value": value_params, "value_opt_state": value_opt_state}
-        return learner, {**policy_metrics, **value_metrics}
+        return UpdateOutput(Learner(policy_params, value_params, value_opt_state), {**policy_metrics, **value_metrics})
 
-    return make_on_policy_train(config, env, init, act, update, on_eval)
+    return Agent(init, act, update)
 
 
-def make_train(config: Config, on_eval=None):
-    """``train(key) -> (learner, metrics)`` for NPG; see :mod:`fnrl.training`."""
+def make_agent(config: Config, spec) -> Agent:
+    """NPG's agent: :func:`make_natural_agent` with the natural-gradient step."""
     # Optax minimises: precondition the gradient of −L, then step against it.
     scale = -1.0 if config.step_size is None else -config.step_size
     max_kl = config.max_kl if config.step_size is None else None
@@ -156,4 +148,10 @@ def make_train(config: Config, on_eval=None):
         new_params = optax.apply_updates(params, updates)
         return new_params, {"kl": kl_fn(new_params), "improvement": surrogate_fn(new_params) - surrogate_fn(params)}
 
-    return make_natural_train(config, policy_step, on_eval)
+    return make_natural_agent(config, spec, policy_step)
+
+
+def make_train(config: Config, on_eval=None):
+    """``train(key) -> (learner, metrics)`` for NPG; see :mod:`fnrl.loops.core`."""
+    env = core.make_env(config)
+    return onpolicy.make_train(config, env, make_agent(config, env.spec), on_eval)

@@ -1,7 +1,7 @@
 """Proximal policy optimisation (Schulman et al. 2017, "Proximal Policy Optimization Algorithms").
 
 Each rollout of ``num_envs × rollout_length`` steps is reused for ``num_epochs`` shuffled
-passes of ``num_minibatches`` Adam steps (:func:`fnrl.training.minibatch_epochs`) on
+passes of ``num_minibatches`` Adam steps (:func:`fnrl.loops.onpolicy.minibatch_epochs`) on
 
     L(θ) = L^π(θ) + c_v L^V(θ) − c_H Ê[H(π_θ(·|s_t))],     r_t(θ) = π_θ(a_t|s_t) / π_old(a_t|s_t)
 
@@ -28,95 +28,82 @@ Policies: categorical (discrete), Gaussian (continuous; the environment clips th
 closed-form entropy, so its bonus uses the pre-squash Gaussian's, an upper bound
 (H[tanh u] = H[u] + E[log(1 − tanh² u)] ≤ H[u]).
 
-Defaults are tuned for cartpole. Settings of the results in ``experiments/`` (5 seeds each):
-
-- pendulum (``onpolicy_pendulum.py``): ``normalize_obs=True, gamma=0.95, num_envs=16,
-  rollout_length=256, num_epochs=10, num_minibatches=16, learning_rate=1e-3, anneal_lr=True``;
-- Brax (``onpolicy_brax.py``): ``normalize_obs=True, learning_rate=3e-4`` and 2048 steps per
-  update -- inverted_pendulum ``num_envs=32, rollout_length=64, num_epochs=10,
-  num_minibatches=8, anneal_lr=True``; halfcheetah and ant ``num_envs=64, rollout_length=32,
-  num_epochs=8, num_minibatches=8`` with ``gamma=0.95`` and ``0.97``.
+Defaults are tuned for cartpole; the settings of the other results are in ``experiments/``.
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from fnrl import estimators, losses, networks
-from fnrl.config import check
-from fnrl.training import OnPolicyConfig, make_env, make_on_policy_train, minibatch_epochs
+from fnrl import estimators, losses, networks, transforms
+from fnrl.agent import Agent, UpdateOutput
+from fnrl.config import check, constrained, non_negative, one_of, positive, positive_int, unit_interval
+from fnrl.loops import core, onpolicy
 
 SUPPORTS = ("discrete", "continuous")
 OBJECTIVES = ("clip", "kl")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(OnPolicyConfig):
+class Config(onpolicy.OnPolicyConfig):
     """PPO settings (module docstring). ``kl_target`` and ``init_kl_beta`` are used with
     ``objective="kl"``, ``value_clip_epsilon`` with ``clip_value``."""
 
-    num_envs: int = 8
-    rollout_length: int = 64
-    learning_rate: float = 1e-3
+    num_envs: int = positive_int(8)
+    rollout_length: int = positive_int(64)
+    learning_rate: float = positive(1e-3)
     anneal_lr: bool = False
-    num_epochs: int = 8
-    num_minibatches: int = 4
-    objective: str = "clip"
-    clip_epsilon: float = 0.2
-    kl_target: float = 0.01
-    init_kl_beta: float = 1.0
-    gae_lambda: float = 0.95
+    num_epochs: int = positive_int(8)
+    num_minibatches: int = positive_int(4)
+    objective: str = one_of("clip", OBJECTIVES)
+    clip_epsilon: float = constrained(0.2, lambda v: 0 < v < 1, "in (0, 1)")
+    kl_target: float = positive(0.01)
+    init_kl_beta: float = positive(1.0)
+    gae_lambda: float = unit_interval(0.95)
     normalize_advantages: bool = True
-    value_coef: float = 0.5
+    value_coef: float = non_negative(0.5)
     clip_value: bool = False
-    value_clip_epsilon: float = 0.2
-    entropy_coef: float = 0.0
-    max_grad_norm: float = 0.5
-    distribution: str = "auto"
+    value_clip_epsilon: float = positive(0.2)
+    entropy_coef: float = non_negative(0.0)
+    max_grad_norm: float = positive(0.5)
+    distribution: str = one_of("auto", networks.DISTRIBUTIONS)
 
     def __post_init__(self):
         super().__post_init__()
-        check(self.learning_rate > 0, "learning_rate", self.learning_rate, "positive")
-        check(self.num_epochs > 0, "num_epochs", self.num_epochs, "a positive integer")
-        check(self.num_minibatches > 0, "num_minibatches", self.num_minibatches, "a positive integer")
         check(self.steps_per_update % self.num_minibatches == 0, "num_minibatches", self.num_minibatches,
               f"a divisor of the batch num_envs * rollout_length = {self.steps_per_update}")
-        check(self.objective in OBJECTIVES, "objective", self.objective, f"one of {OBJECTIVES}")
-        check(0 < self.clip_epsilon < 1, "clip_epsilon", self.clip_epsilon, "in (0, 1)")
-        check(self.kl_target > 0, "kl_target", self.kl_target, "positive")
-        check(self.init_kl_beta > 0, "init_kl_beta", self.init_kl_beta, "positive")
-        check(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", self.gae_lambda, "in [0, 1]")
-        check(self.value_coef >= 0, "value_coef", self.value_coef, ">= 0")
-        check(self.value_clip_epsilon > 0, "value_clip_epsilon", self.value_clip_epsilon, "positive")
-        check(self.entropy_coef >= 0, "entropy_coef", self.entropy_coef, ">= 0")
-        check(self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "positive")
-        check(self.distribution in networks.DISTRIBUTIONS, "distribution", self.distribution,
-              f"one of {networks.DISTRIBUTIONS}")
 
 
-def make_train(config: Config, on_eval=None):
-    """``train(key) -> (learner, metrics)`` for PPO; see :mod:`fnrl.training`."""
+class Learner(NamedTuple):
+    params: Any  # actor-critic
+    opt_state: Any
+    kl_beta: jax.Array  # the KL penalty's β (objective="kl")
+
+
+def make_agent(config: Config, spec) -> Agent:
     learning_rate = config.learning_rate
     if config.anneal_lr:
         num_steps = config.num_evals * config.updates_per_eval * config.num_epochs * config.num_minibatches
         learning_rate = optax.linear_schedule(config.learning_rate, 0.0, num_steps)
     optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate))
-    env = make_env(config)
     torso = networks.Torso(config.hidden_sizes, "tanh", orthogonal_init=True)
-    net = networks.make_actor_critic(env.spec, torso, distribution=config.distribution)
+    net = networks.make_actor_critic(spec, torso, distribution=config.distribution)
 
     def entropy_of(dist):
         return dist.distribution if isinstance(dist, networks.TanhNormal) else dist
 
     def init(key, obs):
         params = net.init(key, obs)
-        return {"params": params, "opt_state": optimizer.init(params), "kl_beta": jnp.float32(config.init_kl_beta)}
+        return Learner(params, optimizer.init(params), jnp.float32(config.init_kl_beta))
 
-    def act(learner, obs, key):
-        dist, _ = net.apply(learner["params"], obs)
+    def act(learner, obs, key, explore):
+        dist, _ = net.apply(learner.params, obs)
+        if not explore:
+            return dist.mode(), {}
         action, log_prob = dist.sample_and_log_prob(seed=key)
         return action, {"log_prob": log_prob}
 
@@ -125,7 +112,7 @@ def make_train(config: Config, on_eval=None):
         log_prob, old_log_prob = dist.log_prob(batch["action"]), batch["log_prob"]
         advantages = batch["advantage"]
         if config.normalize_advantages:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            advantages = estimators.normalize_advantages(advantages)
         if config.objective == "clip":
             policy_loss = losses.ppo_clip_loss(log_prob, old_log_prob, advantages, config.clip_epsilon)
         else:
@@ -141,9 +128,8 @@ def make_train(config: Config, on_eval=None):
         return total, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": -entropy}
 
     def update(learner, traj, key):
-        params = learner["params"]
-        dist, values = net.apply(params, traj.obs)
-        _, next_values = net.apply(params, traj.next_obs)
+        dist, values = net.apply(learner.params, traj.obs)
+        _, next_values = net.apply(learner.params, traj.next_obs)
         advantages = estimators.gae(traj.reward, values, next_values, traj.termination, traj.truncation,
                                     config.gamma, config.gae_lambda)
         batch = {"obs": traj.obs, "action": traj.action, "log_prob": traj.extras["log_prob"],
@@ -151,20 +137,26 @@ def make_train(config: Config, on_eval=None):
 
         def step(state, minibatch):
             params, opt_state = state
-            grads, metrics = jax.grad(loss, has_aux=True)(params, minibatch, learner["params"], learner["kl_beta"])
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), {**metrics, "grad_norm": optax.tree.norm(grads)}
+            grads, metrics = jax.grad(loss, has_aux=True)(params, minibatch, learner.params, learner.kl_beta)
+            state = transforms.optimizer_step(optimizer, grads, opt_state, params)
+            return state, {**metrics, "grad_norm": optax.tree.norm(grads)}
 
-        (params, opt_state), metrics = minibatch_epochs(key, (params, learner["opt_state"]), batch, step,
-                                                        config.num_epochs, config.num_minibatches)
+        (params, opt_state), metrics = onpolicy.minibatch_epochs(key, (learner.params, learner.opt_state), batch,
+                                                                 step, config.num_epochs, config.num_minibatches)
         new_dist, _ = net.apply(params, traj.obs)
         kl = dist.kl_divergence(new_dist).mean()
         diagnostics = losses.ppo_diagnostics(new_dist.log_prob(traj.action), traj.extras["log_prob"],
                                              config.clip_epsilon)
-        kl_beta = learner["kl_beta"]
+        kl_beta = learner.kl_beta
         if config.objective == "kl":
             kl_beta = losses.adaptive_kl_beta(kl_beta, kl, config.kl_target)
-        learner = {"params": params, "opt_state": opt_state, "kl_beta": kl_beta}
-        return learner, {**metrics, "kl": kl, "kl_beta": kl_beta, **diagnostics._asdict()}
+        return UpdateOutput(Learner(params, opt_state, kl_beta),
+                            {**metrics, "kl": kl, "kl_beta": kl_beta, **diagnostics._asdict()})
 
-    return make_on_policy_train(config, env, init, act, update, on_eval)
+    return Agent(init, act, update)
+
+
+def make_train(config: Config, on_eval=None):
+    """``train(key) -> (learner, metrics)`` for PPO; see :mod:`fnrl.loops.core`."""
+    env = core.make_env(config)
+    return onpolicy.make_train(config, env, make_agent(config, env.spec), on_eval)

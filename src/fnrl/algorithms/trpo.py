@@ -13,8 +13,8 @@ measured KL ≤ δ; if none does, the policy is left unchanged. Logged: ``accept
 
 Everything else -- GAE advantages from a separate value network V_φ, the surrogate
 (:func:`fnrl.losses.surrogate_loss`) and KL over the whole batch, Adam regression of V_φ on the
-λ-returns -- is shared with NPG (:func:`fnrl.algorithms.npg.make_natural_train`), and so are the
-defaults (tuned for cartpole) and the pendulum settings given there.
+λ-returns -- is shared with NPG (:func:`fnrl.algorithms.npg.make_natural_agent`), and so are
+the defaults (tuned for cartpole).
 """
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ import dataclasses
 import jax.numpy as jnp
 
 from fnrl import transforms
-from fnrl.algorithms.npg import NaturalConfig, make_natural_train
-from fnrl.config import check
+from fnrl.agent import Agent
+from fnrl.algorithms.npg import NaturalConfig, make_natural_agent
+from fnrl.config import constrained, positive_int
+from fnrl.loops import core, onpolicy
 
 SUPPORTS = ("discrete", "continuous")
 
@@ -33,17 +35,12 @@ SUPPORTS = ("discrete", "continuous")
 class Config(NaturalConfig):
     """NPG's settings (:class:`fnrl.algorithms.npg.NaturalConfig`) and the line search's."""
 
-    backtrack_ratio: float = 0.8
-    max_backtracks: int = 10
-
-    def __post_init__(self):
-        super().__post_init__()
-        check(0 < self.backtrack_ratio <= 1, "backtrack_ratio", self.backtrack_ratio, "in (0, 1]")
-        check(self.max_backtracks > 0, "max_backtracks", self.max_backtracks, "a positive integer")
+    backtrack_ratio: float = constrained(0.8, lambda v: 0 < v <= 1, "in (0, 1]")
+    max_backtracks: int = positive_int(10)
 
 
-def make_train(config: Config, on_eval=None):
-    """``train(key) -> (learner, metrics)`` for TRPO; see :mod:`fnrl.training`."""
+def make_agent(config: Config, spec) -> Agent:
+    """TRPO's agent: :func:`fnrl.algorithms.npg.make_natural_agent` with the TRPO step."""
 
     def policy_step(params, surrogate_fn, kl_fn):
         params, info = transforms.trpo_step(
@@ -51,4 +48,10 @@ def make_train(config: Config, on_eval=None):
             damping=config.cg_damping, backtrack_ratio=config.backtrack_ratio, max_backtracks=config.max_backtracks)
         return params, {**info._asdict(), "accepted": info.accepted.astype(jnp.float32)}
 
-    return make_natural_train(config, policy_step, on_eval)
+    return make_natural_agent(config, spec, policy_step)
+
+
+def make_train(config: Config, on_eval=None):
+    """``train(key) -> (learner, metrics)`` for TRPO; see :mod:`fnrl.loops.core`."""
+    env = core.make_env(config)
+    return onpolicy.make_train(config, env, make_agent(config, env.spec), on_eval)

@@ -5,7 +5,7 @@ Targets are per-transition: every argument is an array with any batch shape ``[.
 wrapped in :func:`jax.lax.stop_gradient`, so differentiating a loss never moves the
 target. ``termination`` (1 or True: the next state is terminal) removes the bootstrap
 term; a time-limit truncation is *not* a termination and bootstraps as usual
-(DESIGN.md, principle 4). ``discount`` is γ itself; the bootstrap weight is
+(README, "Design": time-major data). ``discount`` is γ itself; the bootstrap weight is
 γ·(1 − termination).
 
 Losses return a scalar: the mean over all elements, or, with ``mask`` (weights of the
@@ -35,6 +35,7 @@ from fnrl.losses._checks import (
 from fnrl.types import Array
 
 __all__ = [
+    "action_value",
     "mse_loss",
     "huber_loss",
     "clipped_value_loss",
@@ -43,6 +44,7 @@ __all__ = [
     "double_q_target",
     "n_step_q_target",
     "expected_sarsa_target",
+    "ensemble_td_loss",
     "td_loss",
 ]
 
@@ -57,6 +59,13 @@ def _greedy_value(next_q: Array, next_q_selector: Array | None) -> Array:
 
 
 # --------------------------------------------------------------------------- losses
+def action_value(q_values: Array, actions: Array) -> Array:
+    """``Q(s, a)``: the value of each integer action ``actions [...]`` in ``q_values [..., A]``."""
+    chex.assert_type(actions, int, custom_message="action_value: `actions` must be an integer array")
+    _check_action_values("action_value", actions, q_values=q_values)
+    return _select(q_values, actions)
+
+
 def mse_loss(prediction: Array, target: Array, mask: Array | None = None) -> Array:
     """Squared-error regression loss ``mean ½ (v − sg(y))²``.
 
@@ -296,3 +305,26 @@ def td_loss(
     if loss == "mse":
         return mse_loss(q_sa, target, mask)
     return huber_loss(q_sa, target, delta, mask)
+
+
+def ensemble_td_loss(q: Array, target: Array, weights: Array | None = None) -> tuple[Array, Array]:
+    """Regression of an ensemble of ``K`` critics onto one target (DDPG, TD3, SAC critics).
+
+    ``L = Σ_k Ê_w[½ (Q_k(s, a) − sg(y))²]``, the sum of the critics' :func:`mse_loss` (each
+    weighted by ``weights``, e.g. prioritised replay's importance weights), so that every
+    critic gets the gradient of its own regression; with clipped double Q (Fujimoto et al.
+    2018) ``y`` already holds the minimum over the target critics.
+
+    Args:
+      q: ``Q_k(s, a)``, ``[K, B]``.
+      target: ``y``, ``[B]``.
+      weights: optional ``[B]``.
+    Returns:
+      ``(loss, td_error)``: the scalar loss and the critics' mean TD error ``[B]``
+      (``|td_error|`` is the usual priority).
+    """
+    chex.assert_rank(q, 2)
+    chex.assert_shape(target, q.shape[1:])
+    targets = jnp.broadcast_to(target, q.shape)
+    masks = None if weights is None else jnp.broadcast_to(weights, q.shape)
+    return q.shape[0] * mse_loss(q, targets, mask=masks), jnp.mean(q - target, axis=0)

@@ -1,0 +1,43 @@
+"""The one contract between an algorithm and a training loop.
+
+An algorithm is an :class:`Agent`: three pure functions over its ``learner`` (a NamedTuple of
+parameters, optimiser states, counters, ...). The loop owns the environment, the data and
+the schedule; the agent only says how to start, how to act and how to learn:
+
+- ``init(key, obs) -> learner`` -- ``obs`` is a batch of observations, to shape the networks;
+- ``act(learner, obs, key, explore) -> (action, extras)`` -- ``explore`` is a Python bool:
+  True while collecting data (sampling, ε-greedy, action noise), False for the greedy policy
+  that evaluations use by default (``eval_policy="greedy"`` of every config; ``"stochastic"``
+  evaluates with ``explore=True``). ``extras`` (e.g. the behaviour ``log_prob``) are stored
+  with each step, in the trajectory or the replay buffer;
+- ``update(learner, batch, key) -> UpdateOutput`` -- one learning step on a batch: an
+  on-policy loop passes a time-major :class:`~fnrl.types.Trajectory` ``[T, B, ...]``, an
+  off-policy loop a replayed :class:`~fnrl.types.Transition` ``[B, ...]`` whose
+  ``extras["weight"]`` are the importance weights of prioritised replay (ones otherwise) and
+  ``extras["n_steps"]`` the bootstrap horizon ``m`` of each n-step transition.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import chex
+
+__all__ = ["Agent", "UpdateOutput"]
+
+
+class UpdateOutput(NamedTuple):
+    """What ``update`` returns: the new ``learner``, scalar ``metrics`` to log, and, for
+    prioritised replay, per-sample ``priorities`` ``[B]`` (e.g. ``|δ|``; the loop adds
+    ``priority_eps`` and raises them to ``priority_alpha``)."""
+
+    learner: Any
+    metrics: dict
+    priorities: chex.Array | None = None
+
+
+class Agent(NamedTuple):
+    """``init``, ``act`` and ``update`` of an algorithm (module docstring)."""
+
+    init: Callable
+    act: Callable
+    update: Callable

@@ -1,0 +1,251 @@
+"""The loop core: what every training loop shares, written once.
+
+A training run is a :class:`Train`: three pure functions over a typed :class:`Carry` --
+
+- ``init(key) -> carry``;
+- ``advance(carry) -> (carry, metrics)`` -- one *chunk*: a fixed number of the loop's
+  *iterations* (on-policy: a rollout and an update; off-policy: acting, inserting and
+  replayed updates), returning the last iteration's metrics;
+- ``evaluate(carry, metrics) -> (carry, row)`` -- the evaluation that closes an evaluation
+  period of ``chunks_per_eval`` chunks; ``row`` holds ``step``, ``episode_return``,
+  ``train_episode_return`` and ``metrics``.
+
+Calling the :class:`Train` runs all ``num_evals`` periods as one ``lax.scan`` -- one program
+for ``jax.jit`` and ``jax.vmap`` over seeds. :func:`fnrl.runner.run` (and so ``fnrl train``)
+instead calls the three jitted pieces from Python, for progress, the non-finite guard and
+checkpoints that resume bit-for-bit: every random key is derived from ``carry.key`` and
+``carry.chunk`` alone, so both ways of running compute the same thing.
+
+A loop (:mod:`fnrl.loops.onpolicy`, :mod:`fnrl.loops.offpolicy`, ...) supplies only its
+iteration, its own state (``carry.data``: a replay buffer, ...) and how it starts; the core
+owns the carry, the key schedule, chunking, the tally of training episodes, evaluation
+(:mod:`fnrl.loops.evaluation`) and the :class:`Train`. Algorithms are
+:class:`fnrl.agent.Agent`\\ s and do not see any of it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fnrl import envs
+from fnrl.agent import Agent
+from fnrl.config import Validated, constrained, one_of, positive_int, unit_interval
+from fnrl.loops.evaluation import episode_limit, evaluate
+from fnrl.rollout import Episodes
+
+# About this many progress reports per run when the run is driven chunk by chunk.
+PROGRESS_REPORTS = 100
+EVAL_POLICIES = ("greedy", "stochastic")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(Validated):
+    """The fields every training run has; each loop's config extends it.
+
+    ``eval_policy``: evaluations act with ``explore=False`` (``"greedy"``: the mode of a
+    stochastic policy, no exploration noise) or ``explore=True`` (``"stochastic"``).
+    """
+
+    env: str = "cartpole"
+    total_steps: int = positive_int(100_000)
+    num_envs: int = positive_int(16)
+    gamma: float = unit_interval(0.99)
+    num_evals: int = positive_int(20)
+    eval_episodes: int = positive_int(16)
+    eval_policy: str = one_of("greedy", EVAL_POLICIES)
+    hidden_sizes: tuple[int, ...] = constrained((64, 64), lambda v: all(h > 0 for h in v), "positive integers")
+
+
+def make_env(config: RunConfig) -> envs.Env:
+    """The single (unbatched) environment named by ``config.env``, with its time limit."""
+    return envs.make(config.env)
+
+
+def check_env(algo: str, supports: tuple[str, ...], spec: envs.Spec, env_name: str) -> None:
+    """Raises a one-line ``ValueError`` when ``algo`` cannot act in ``env_name``'s action space."""
+    kind = "discrete" if spec.discrete else "continuous"
+    if kind not in supports:
+        raise ValueError(f"{algo} needs a {' or '.join(supports)}-action environment; "
+                         f"{env_name} has {kind} actions")
+
+
+class Tally(NamedTuple):
+    """Training episodes that ended since the last evaluation: their summed return and count."""
+
+    return_sum: jax.Array
+    count: jax.Array
+
+    @classmethod
+    def zero(cls) -> "Tally":
+        return cls(jnp.zeros(()), jnp.zeros(()))
+
+    def add(self, episodes: Episodes) -> "Tally":
+        return Tally(self.return_sum + jnp.sum(episodes.done * episodes.episode_return),
+                     self.count + jnp.sum(episodes.done))
+
+    def mean(self) -> jax.Array:
+        """Their mean return; NaN when none ended."""
+        return jnp.where(self.count > 0, self.return_sum / jnp.maximum(self.count, 1.0), jnp.nan)
+
+
+class Carry(NamedTuple):
+    """The whole state of a run between chunks (what a checkpoint holds)."""
+
+    learner: Any  # the agent's
+    env_state: envs.EnvState  # the batched training environments
+    key: jax.Array  # the run's key: every random key derives from it and chunk
+    chunk: jax.Array  # chunks done
+    tally: Tally
+    data: Any  # the loop's own state (off-policy: the replay buffer), () if none
+
+
+def obs_stats(carry: Carry):
+    """The training environments' observation statistics in ``carry`` (None without
+    observation normalisation): what an evaluation of the learner must apply, frozen."""
+    return carry.env_state.info.get("obs_stats")
+
+
+def chunk_size(iterations_per_eval: int, num_evals: int) -> int:
+    """Iterations per chunk: the largest divisor of ``iterations_per_eval`` that still gives
+    about :data:`PROGRESS_REPORTS` chunks in the whole run (at least one chunk per evaluation)."""
+    wanted = max(1, PROGRESS_REPORTS // num_evals)  # chunks per evaluation period
+    return min(d for d in range(1, iterations_per_eval + 1)
+               if iterations_per_eval % d == 0 and iterations_per_eval // d <= wanted)
+
+
+def _period_keys(key, period, num_evals: int):
+    """``(train_key, eval_key)`` of evaluation period ``period``: ``split(split(key, num_evals)[period])``."""
+    return jax.random.split(jax.random.split(key, num_evals)[period])
+
+
+def iteration_keys(key, chunk, num_evals: int, iterations_per_eval: int, size: int):
+    """The ``size`` iteration keys of chunk number ``chunk`` (traced).
+
+    Period ``p``'s iterations take ``split(train_key, iterations_per_eval)`` in order, ``size``
+    per chunk (:func:`_period_keys`), so the keys do not depend on how the run is cut into
+    chunks or programs.
+    """
+    chunks_per_eval = iterations_per_eval // size
+    train_key, _ = _period_keys(key, chunk // chunks_per_eval, num_evals)
+    keys = jax.random.split(train_key, iterations_per_eval)
+    return jax.lax.dynamic_slice_in_dim(keys, chunk % chunks_per_eval * size, size)
+
+
+def eval_key(key, chunk, num_evals: int, chunks_per_eval: int):
+    """The evaluation key of the period that chunk number ``chunk`` (traced) has just closed."""
+    return _period_keys(key, chunk // chunks_per_eval - 1, num_evals)[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Train:
+    """``train(key) -> (learner, metrics)``, with the pieces it is made of (module docstring).
+
+    Attributes beyond the three functions: ``num_evals`` periods of ``chunks_per_eval`` chunks
+    of ``steps_per_chunk`` environment steps after ``initial_steps`` (an off-policy warm-up);
+    ``env`` (the unbatched environment) and ``act(learner, obs, key) -> (action, extras)``
+    (the evaluation policy), which :func:`fnrl.loops.evaluation.evaluate` and
+    :mod:`fnrl.render` take; ``on_eval(step, episode_return, metrics)``, called on the host at
+    each evaluation of ``train(key)`` through ``jax.debug.callback``.
+    """
+
+    init: Callable
+    advance: Callable
+    evaluate: Callable
+    num_evals: int
+    chunks_per_eval: int
+    steps_per_chunk: int
+    env: envs.Env
+    act: Callable
+    initial_steps: int = 0
+    on_eval: Callable | None = None
+    ordered_callbacks: bool = True  # False across devices: ordered effects are single-device
+
+    def __call__(self, key) -> tuple[Any, dict]:
+        def period(carry, _):
+            carry, metrics = jax.lax.scan(lambda c, _: self.advance(c), carry, None, self.chunks_per_eval)
+            carry, row = self.evaluate(carry, jax.tree_util.tree_map(lambda x: x[-1], metrics))
+            if self.on_eval is not None:
+                jax.debug.callback(self.on_eval, row["step"], row["episode_return"],
+                                   {k: v for k, v in row.items() if k not in ("step", "episode_return")},
+                                   ordered=self.ordered_callbacks)
+            return carry, row
+
+        carry, metrics = jax.lax.scan(period, self.init(key), None, self.num_evals)
+        return carry.learner, metrics
+
+    @property
+    def num_chunks(self) -> int:
+        return self.num_evals * self.chunks_per_eval
+
+    def step(self, chunks_done: int) -> int:
+        """Environment steps after ``chunks_done`` chunks."""
+        return self.initial_steps + chunks_done * self.steps_per_chunk
+
+
+class Iteration(NamedTuple):
+    """What one iteration of a loop returns to the core."""
+
+    learner: Any
+    env_state: envs.EnvState
+    data: Any
+    episodes: Episodes  # the training episodes that ended during it
+    metrics: dict
+
+
+def make_train(config: RunConfig, env: envs.Env, agent: Agent, *, start: Callable, iterate: Callable,
+               iterations_per_eval: int, steps_per_iteration: int, initial_steps: int = 0, start_keys: int = 2,
+               on_eval: Callable | None = None, ordered_callbacks: bool = True) -> Train:
+    """A :class:`Train` from a loop's two functions:
+
+    - ``start(*keys) -> (learner, env_state, data)`` -- the run's start (the agent's ``init``,
+      the environments' reset, an off-policy warm-up ...) from ``start_keys`` keys: the first
+      ``start_keys`` of ``split(key, start_keys + 1)``, whose last key is the run's;
+    - ``iterate(learner, env_state, data, key, index) -> Iteration`` -- iteration number
+      ``index`` (traced) of the run.
+
+    Each period is ``iterations_per_eval`` iterations of ``steps_per_iteration`` environment
+    steps, after ``initial_steps`` (a warm-up). Evaluation runs ``config.eval_episodes``
+    episodes of the agent's policy with ``explore`` set by ``config.eval_policy``, on
+    observations normalised by the training statistics if there are any.
+    """
+    size = chunk_size(iterations_per_eval, config.num_evals)
+    chunks_per_eval = iterations_per_eval // size
+    max_steps = episode_limit(env)
+    explore = config.eval_policy == "stochastic"
+
+    def act(learner, obs, key):
+        return agent.act(learner, obs, key, explore)
+
+    def init(key):
+        *keys, key = jax.random.split(key, start_keys + 1)
+        learner, env_state, data = start(*keys)
+        return Carry(learner, env_state, key, jnp.zeros((), jnp.int32), Tally.zero(), data)
+
+    def advance(carry: Carry):
+        keys = iteration_keys(carry.key, carry.chunk, config.num_evals, iterations_per_eval, size)
+        indices = carry.chunk * size + jnp.arange(size)
+
+        def body(inner, inputs):
+            learner, env_state, data, tally = inner
+            key, index = inputs
+            out = iterate(learner, env_state, data, key, index)
+            return (out.learner, out.env_state, out.data, tally.add(out.episodes)), out.metrics
+
+        inner = (carry.learner, carry.env_state, carry.data, carry.tally)
+        (learner, env_state, data, tally), metrics = jax.lax.scan(body, inner, (keys, indices))
+        carry = Carry(learner, env_state, carry.key, carry.chunk + 1, tally, data)
+        return carry, jax.tree_util.tree_map(lambda x: x[-1], metrics)
+
+    def evaluate_carry(carry: Carry, metrics):
+        key = eval_key(carry.key, carry.chunk, config.num_evals, chunks_per_eval)
+        episode_return = evaluate(env, act, carry.learner, key, config.eval_episodes, max_steps, obs_stats(carry))
+        step = initial_steps + carry.chunk * size * steps_per_iteration
+        row = {"step": step, "episode_return": episode_return, **metrics, "train_episode_return": carry.tally.mean()}
+        return carry._replace(tally=Tally.zero()), row
+
+    return Train(init=init, advance=advance, evaluate=evaluate_carry, num_evals=config.num_evals,
+                 chunks_per_eval=chunks_per_eval, steps_per_chunk=size * steps_per_iteration, env=env, act=act,
+                 initial_steps=initial_steps, on_eval=on_eval, ordered_callbacks=ordered_callbacks)
