@@ -18,7 +18,7 @@ import jax
 import optax
 
 from fnrl import estimators, losses, networks, transforms
-from fnrl.agent import Agent, UpdateOutput
+from fnrl.agent import Agent, UpdateOutput, distribution_action
 from fnrl.config import ConfigError, constrained
 from fnrl.loops import core, onpolicy
 
@@ -55,7 +55,7 @@ def make_train(config: Config):
 
     def act(learner, obs, key, explore):
         dist, _ = net.apply(learner.params, obs)
-        return (dist.sample(seed=key) if explore else dist.mode()), {}
+        return distribution_action(dist, key, explore)
 
     def loss(params, batch):
         dist, values = net.apply(params, batch["obs"])

@@ -156,3 +156,14 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(finished, tm
     resumed = json.loads((run / "summary.json").read_text())
     assert resumed["episode_return"] == summary["episode_return"] and resumed["steps"] == summary["steps"]
     assert sorted(int(p.name) for p in (run / "checkpoints").iterdir()) == [older, newest]
+
+
+def test_distributed_refuses_an_algorithm_without_num_devices(tmp_path, capsys):
+    """Checked before joining a run would matter: `_build` sees no num_devices field on DQN."""
+    from fnrl import cli
+
+    args = cli._parser().parse_args(["train", "dqn", "--env", "cartpole", "--steps", "100", "--distributed",
+                                     "--out", str(tmp_path / "new")])
+    with pytest.raises(cli.UsageError, match="--distributed: dqn trains on one device"):
+        cli._build(args.algo, {}, "", args)
+    assert not (tmp_path / "new").exists()

@@ -102,3 +102,16 @@ def test_a_subclass_default_keeps_the_declared_constraint():
         dqn.Config(num_envs=0)
     with pytest.raises(ConfigError, match=r"^invalid eval_policy='sampled': must be one of \('greedy', 'stochastic'\)$"):
         ppo.Config(eval_policy="sampled")
+
+
+def test_distribution_action_samples_while_exploring_and_takes_the_mode_otherwise():
+    import distrax
+
+    from fnrl.agent import distribution_action
+
+    dist, key = distrax.Normal(jnp.array([0.5, -1.0]), jnp.array([1.0, 2.0])), jax.random.PRNGKey(3)
+    np.testing.assert_array_equal(distribution_action(dist, key, False)[0], [0.5, -1.0])
+    action, extras = distribution_action(dist, key, True, with_log_prob=True)
+    np.testing.assert_array_equal(action, dist.sample(seed=key))
+    np.testing.assert_allclose(extras["log_prob"], dist.log_prob(action), rtol=1e-6)
+    assert distribution_action(dist, key, True)[1] == {}

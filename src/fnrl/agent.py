@@ -22,7 +22,7 @@ from typing import Any, Callable, NamedTuple
 
 import chex
 
-__all__ = ["Agent", "UpdateOutput"]
+__all__ = ["Agent", "UpdateOutput", "distribution_action"]
 
 
 class UpdateOutput(NamedTuple):
@@ -41,3 +41,14 @@ class Agent(NamedTuple):
     init: Callable
     act: Callable
     update: Callable
+
+
+def distribution_action(dist, key, explore: bool, with_log_prob: bool = False) -> tuple[chex.Array, dict]:
+    """``act``'s result for a policy distribution (distrax): a sample while exploring (with its
+    ``log_prob`` in the extras if ``with_log_prob``), the distribution's mode otherwise."""
+    if not explore:
+        return dist.mode(), {}
+    if not with_log_prob:
+        return dist.sample(seed=key), {}
+    action, log_prob = dist.sample_and_log_prob(seed=key)
+    return action, {"log_prob": log_prob}

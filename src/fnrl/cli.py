@@ -25,7 +25,7 @@ driver is :func:`fnrl.runner.run`; this module parses arguments, checks them and
 (``$FNRL_CACHE_DIR/jax``, default ``~/.cache/fnrl/jax``) makes a second run of the same
 configuration start faster; ``--no-compile-cache`` turns it off.
 
-Several devices: ``--set num_devices=D`` (data parallel, see :mod:`fnrl.parallel`). Several
+Several devices (on-policy algorithms): ``--set num_devices=D`` (data parallel, see :mod:`fnrl.parallel`). Several
 hosts or processes: run the same command in each with ``--distributed`` (addresses from
 the cluster environment, e.g. SLURM) or ``--distributed --coordinator HOST:PORT
 --num-processes N --process-id I``; ``num_devices`` then defaults to every device of every

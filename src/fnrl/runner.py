@@ -100,10 +100,10 @@ def _to_host(metrics: dict) -> dict[str, float]:
     return {k: float(v) for k, v in jax.device_get(metrics).items()}
 
 
-def _non_finite(row: dict) -> list[str]:
-    """``name=value`` for each non-finite value of ``row``. ``train_episode_return`` is left out:
-    it is NaN by design while no training episode has ended."""
-    return [f"{k}={v}" for k, v in row.items() if k != "train_episode_return" and not math.isfinite(v)]
+def _non_finite(row: dict, may_be_nan: tuple[str, ...]) -> list[str]:
+    """``name=value`` for each non-finite value of ``row`` but those named in ``may_be_nan``
+    (:attr:`fnrl.loops.core.Train.may_be_nan`)."""
+    return [f"{k}={v}" for k, v in row.items() if k not in may_be_nan and not math.isfinite(v)]
 
 
 def drive(train: Train, compiled: Compiled, carry: Any, done: int = 0, *, logger=None,
@@ -125,7 +125,7 @@ def drive(train: Train, compiled: Compiled, carry: Any, done: int = 0, *, logger
     start, start_step = time.perf_counter(), train.step(done)
 
     def check(chunk: int, values: dict) -> None:
-        if bad := _non_finite(values):
+        if bad := _non_finite(values, train.may_be_nan):
             last = checkpoints.latest() if checkpoints is not None else None
             kept = (f"the last finite checkpoint is {checkpoints.directory}/{last} (step {train.step(last)})"
                     if last is not None else "no checkpoint was written")

@@ -27,7 +27,7 @@ import jax
 import optax
 
 from fnrl import estimators, losses, networks, transforms
-from fnrl.agent import Agent, UpdateOutput
+from fnrl.agent import Agent, UpdateOutput, distribution_action
 from fnrl.config import non_negative, one_of, positive, positive_int, unit_interval
 from fnrl.loops import core, onpolicy
 
@@ -72,7 +72,7 @@ def make_agent(config: Config, spec) -> Agent:
 
     def act(learner, obs, key, explore):
         dist, _ = net.apply(learner.params, obs)
-        return (dist.sample(seed=key) if explore else dist.mode()), {}
+        return distribution_action(dist, key, explore)
 
     def loss(params, traj):
         dist, values = net.apply(params, traj.obs)

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import optax
 
 from fnrl import estimators, losses, networks, transforms
-from fnrl.agent import Agent, UpdateOutput
+from fnrl.agent import Agent, UpdateOutput, distribution_action
 from fnrl.config import check, constrained, non_negative, one_of, positive, positive_int, unit_interval
 from fnrl.loops import core, onpolicy
 
@@ -95,10 +95,7 @@ def make_natural_agent(config: NaturalConfig, spec, policy_step: Callable) -> Ag
 
     def act(learner, obs, key, explore):
         dist = policy.apply(learner.policy, obs)
-        if not explore:
-            return dist.mode(), {}
-        action, log_prob = dist.sample_and_log_prob(seed=key)
-        return action, {"log_prob": log_prob}
+        return distribution_action(dist, key, explore, with_log_prob=True)
 
     def value_step(state, minibatch):
         params, opt_state = state

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import optax
 
 from fnrl import estimators, losses, networks, transforms
-from fnrl.agent import Agent, UpdateOutput
+from fnrl.agent import Agent, UpdateOutput, distribution_action
 from fnrl.config import check, constrained, non_negative, one_of, positive, positive_int, unit_interval
 from fnrl.loops import core, onpolicy
 
@@ -102,10 +102,7 @@ def make_agent(config: Config, spec) -> Agent:
 
     def act(learner, obs, key, explore):
         dist, _ = net.apply(learner.params, obs)
-        if not explore:
-            return dist.mode(), {}
-        action, log_prob = dist.sample_and_log_prob(seed=key)
-        return action, {"log_prob": log_prob}
+        return distribution_action(dist, key, explore, with_log_prob=True)
 
     def loss(params, batch, old_params, kl_beta):
         dist, values = net.apply(params, batch["obs"])

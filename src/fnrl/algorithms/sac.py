@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import optax
 
 from fnrl import losses, networks, transforms
-from fnrl.agent import Agent, UpdateOutput
+from fnrl.agent import Agent, UpdateOutput, distribution_action
 from fnrl.config import constrained, positive, positive_int
 from fnrl.loops import core, offpolicy
 
@@ -79,7 +79,7 @@ def make_agent(config: Config, spec) -> Agent:
 
     def act(learner, obs, key, explore):
         dist = policy.apply(learner.actor, obs)
-        return (dist.sample(seed=key) if explore else dist.mode()), {}
+        return distribution_action(dist, key, explore)
 
     def critic_loss(params, learner, batch, key):
         next_action, next_log_prob = policy.apply(learner.actor, batch.next_obs).sample_and_log_prob(seed=key)

@@ -148,7 +148,8 @@ class Train:
     ``env`` (the unbatched environment) and ``act(learner, obs, key) -> (action, extras)``
     (the evaluation policy), which :func:`fnrl.loops.evaluation.evaluate` and
     :mod:`fnrl.render` take; ``on_eval(step, episode_return, metrics)``, called on the host at
-    each evaluation of ``train(key)`` through ``jax.debug.callback``.
+    each evaluation of ``train(key)`` through ``jax.debug.callback``; ``may_be_nan``, the
+    metrics that are NaN by design when there is nothing to average.
     """
 
     init: Callable
@@ -162,6 +163,9 @@ class Train:
     initial_steps: int = 0
     on_eval: Callable | None = None
     ordered_callbacks: bool = True  # False across devices: ordered effects are single-device
+    # Metrics that are NaN by design at times (no training episode ended since the last
+    # evaluation); the runner's non-finite guard passes over them.
+    may_be_nan: tuple[str, ...] = ("train_episode_return",)
 
     def __call__(self, key) -> tuple[Any, dict]:
         def period(carry, _):
