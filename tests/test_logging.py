@@ -39,21 +39,31 @@ def _rows(steps, offset=0.0):
             for s in steps]
 
 
-def test_rows_round_trip_with_non_finite_values_and_numpy_scalars(tmp_path):
+def test_rows_are_strict_json_with_non_finite_values_as_null(tmp_path):
+    """NaN and ±inf become null (JSON has neither), so every line parses with a strict reader;
+    NumPy scalars become plain numbers; TensorBoard gets only the finite values."""
     rows = [
         {"step": 100, "episode_return": 1.5, "sps": 50.0, "policy_loss": float("nan"), "note": "warm-up"},
-        {"step": 200, "episode_return": float("inf"), "sps": 60.0, "policy_loss": float("-inf")},
+        {"step": 200, "episode_return": float("inf"), "sps": 60.0, "policy_loss": np.float32("-inf")},
         {"step": 300, "episode_return": np.float32(2.5), "sps": np.float64(70.0), "policy_loss": np.array(0.25)},
     ]
     with RunLogger(str(tmp_path)) as logger:
         for row in rows:
             logger.log(row)
-    back = read_metrics(str(tmp_path))
+
+    def strict(token):
+        raise ValueError(f"not JSON: {token}")
+
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    back = [json.loads(line, parse_constant=strict) for line in lines]
     assert [sorted(r) for r in back] == [sorted(r) for r in rows]
-    assert math.isnan(back[0]["policy_loss"]) and back[0]["note"] == "warm-up"
-    assert back[1]["episode_return"] == math.inf and back[1]["policy_loss"] == -math.inf
+    assert back[0]["policy_loss"] is None and back[0]["note"] == "warm-up"
+    assert back[1]["episode_return"] is None and back[1]["policy_loss"] is None
     assert back[2] == {"step": 300, "episode_return": 2.5, "sps": 70.0, "policy_loss": 0.25}
-    assert all(type(v) in (int, float, str) for r in back for v in r.values())
+    assert read_metrics(str(tmp_path)) == back
+    (events,) = _events(str(tmp_path))
+    losses = [v for (tag, step), v in _scalars(events).items() if tag == "train/policy_loss"]
+    assert losses == [0.25]
 
 
 def test_rows_are_on_disk_before_close_and_read_in_step_order(tmp_path):

@@ -25,11 +25,12 @@ driver is :func:`fnrl.runner.run`; this module parses arguments, checks them and
 (``$FNRL_CACHE_DIR/jax``, default ``~/.cache/fnrl/jax``) makes a second run of the same
 configuration start faster; ``--no-compile-cache`` turns it off.
 
-Several devices (on-policy algorithms): ``--set num_devices=D`` (data parallel, see :mod:`fnrl.parallel`). Several
-hosts or processes: run the same command in each with ``--distributed`` (addresses from
-the cluster environment, e.g. SLURM) or ``--distributed --coordinator HOST:PORT
---num-processes N --process-id I``; ``num_devices`` then defaults to every device of every
-process, and only process 0 writes DIR (every process takes part in saving checkpoints).
+Several devices (on-policy algorithms): ``--set num_devices=D`` (data parallel, see
+:mod:`fnrl.parallel`). Several hosts or processes: run the same command in each with
+``--distributed`` (addresses from the cluster environment, e.g. SLURM) or ``--distributed
+--coordinator HOST:PORT --num-processes N --process-id I``; ``num_devices`` then defaults to
+every device of every process, and only process 0 writes DIR (a multi-process run keeps no
+checkpoints).
 
 Every input is checked before anything is compiled or written (paths included: one that cannot
 be created, read or written is named): a bad one gets a one-line error naming what was wrong

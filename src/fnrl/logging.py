@@ -6,15 +6,16 @@ appended as the run goes, with at least ``step``), TensorBoard event files
 (``events.out.tfevents.*``; ``tensorboard --logdir`` over several run directories compares
 them), and at the end ``summary.json`` and ``curve.png``.
 
-Non-finite values: JSON has no NaN, so ``metrics.jsonl`` uses the tokens ``NaN``,
-``Infinity`` and ``-Infinity`` that Python's :mod:`json` (and pandas) read back as floats.
-A diverging run keeps the non-finite value that stopped it, rather than a ``null`` that
-hides whether it was NaN or inf; strict JSON readers such as ``jq`` reject those lines.
+Non-finite values: ``metrics.jsonl`` is strict JSON (``jq`` and every JSON reader take each
+line), and JSON has no NaN or infinity, so a value that does not exist -- the mean return of
+training episodes when none ended, a diverged loss -- is written as ``null`` (the non-finite
+guard's message names the value that stopped a run). TensorBoard gets only finite values.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -30,6 +31,11 @@ _GROUPS = {"episode_return": "eval", "sps": "perf", "wall_s": "perf"}
 def _plain(value):
     """A NumPy or JAX scalar (what host callbacks deliver) as a Python number; others as is."""
     return value.item() if hasattr(value, "item") else value
+
+
+def _finite_or_none(value):
+    """``None`` for a NaN or infinite float (JSON has neither); any other value as is."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 class RunLogger:
@@ -60,10 +66,11 @@ class RunLogger:
                                          filename_suffix=f".resume{resume_step}")
 
     def log(self, row: dict) -> None:
-        """Writes ``row`` (with an integer ``step``) as one JSON line and its numbers as scalars."""
-        row = {key: _plain(value) for key, value in row.items()}
+        """Writes ``row`` (with an integer ``step``) as one strict-JSON line (non-finite numbers
+        as ``null``) and its finite numbers as scalars."""
+        row = {key: _finite_or_none(_plain(value)) for key, value in row.items()}
         step = int(row["step"])
-        line = json.dumps(row) + "\n"
+        line = json.dumps(row, allow_nan=False) + "\n"
         with self._lock:
             self._file.write(line)
             self._file.flush()
