@@ -77,10 +77,10 @@ def test_eval_policy_chooses_explore_in_every_loop(loop, config):
     returns = {}
     for mode, action in (("greedy", 1), ("stochastic", 0)):
         train = loop.make_train(dataclasses.replace(config, eval_policy=mode), ENV, _recording_agent([]))
-        carry = train.init(jax.random.PRNGKey(0))
+        carry, advance = train.init(jax.random.PRNGKey(0)), jax.jit(train.advance)
         for _ in range(train.chunks_per_eval):
-            carry, metrics = train.advance(carry)
-        _, row = train.evaluate(carry, metrics)
+            carry, metrics = advance(carry)
+        _, row = jax.jit(train.evaluate)(carry, metrics)
         key = core.eval_key(carry.key, carry.chunk, 1, train.chunks_per_eval)
         fixed = lambda learner, obs, key, a=action: (jnp.full(obs.shape[0], a, jnp.int32), {})  # noqa: E731
         assert float(row["episode_return"]) == float(evaluate(ENV, fixed, None, key, 4, 500))
