@@ -115,3 +115,13 @@ def test_distribution_action_samples_while_exploring_and_takes_the_mode_otherwis
     np.testing.assert_array_equal(action, dist.sample(seed=key))
     np.testing.assert_allclose(extras["log_prob"], dist.log_prob(action), rtol=1e-6)
     assert distribution_action(dist, key, True)[1] == {}
+
+
+def test_prioritized_replay_without_priorities_is_one_line():
+    agent = _recording_agent([])
+    silent = agent._replace(update=lambda learner, batch, key: UpdateOutput(learner, {}))
+    config = offpolicy.OffPolicyConfig(total_steps=64, num_envs=2, batch_size=8, buffer_size=64, learning_starts=16,
+                                       num_evals=1, eval_episodes=1, prioritized=True)
+    train = offpolicy.make_train(config, ENV, silent)
+    with pytest.raises(ValueError, match=r"^prioritized replay needs priorities from the agent's update"):
+        jax.eval_shape(train.advance, jax.eval_shape(train.init, jax.random.PRNGKey(0)))

@@ -9,8 +9,8 @@
 
 The replay ratio is ``updates_per_rollout / (num_envs · rollout_length)`` updates per
 environment step. A replayed batch is a :class:`~fnrl.types.Transition` ``[batch_size, ...]``
-whose ``extras`` hold what ``act`` returned when the step was taken (NaN for the random
-warm-up steps, which no agent took), ``n_steps`` (the bootstrap discount is ``γ^n_steps``) and
+whose ``extras`` hold what ``act`` returned when the step was taken (NaN, or 0 for non-float
+extras, for the random warm-up steps, which no agent took), ``n_steps`` (the bootstrap discount is ``γ^n_steps``) and
 ``weight``: the importance weights of prioritised replay (Schaul et al. 2016; ``priority_beta``
 annealed linearly to 1 over the run), ones otherwise. Under prioritised replay the update's
 ``priorities`` ``p`` become ``(p + priority_eps)^priority_alpha``. The buffer is part of the
@@ -118,12 +118,15 @@ def make_train(config: OffPolicyConfig, env: envs.Env, agent: Agent, on_eval: Ca
         env_state = train_env.reset(reset_key)
         learner = agent.init(learner_key, env_state.obs)
         # The warm-up's actions are uniformly random; the extras of the agent's act have no
-        # value for them, so they are stored as NaN (with the structure the buffer needs).
+        # value for them, so they are stored as NaN (zeros for non-float extras), with the
+        # structure the buffer needs.
         extras = jax.eval_shape(explore, learner, env_state.obs, warmup_key)[1]
 
+        def missing(e):
+            return jnp.full(e.shape, jnp.nan if jnp.issubdtype(e.dtype, jnp.floating) else 0, e.dtype)
+
         def uniform(_, obs, key):
-            return spec.sample_action(key, (config.num_envs,)), jax.tree_util.tree_map(
-                lambda e: jnp.full(e.shape, jnp.nan, e.dtype), extras)
+            return spec.sample_action(key, (config.num_envs,)), jax.tree_util.tree_map(missing, extras)
 
         env_state, warmup, _ = rollout(train_env, uniform, None, env_state, warmup_key, config.warmup_length)
         transitions = assemble(warmup)
@@ -144,6 +147,8 @@ def make_train(config: OffPolicyConfig, env: envs.Env, agent: Agent, on_eval: Ca
         learner, metrics, priorities = agent.update(learner, batch._replace(extras={**batch.extras, "weight": weights}),
                                                     update_key)
         if config.prioritized:
+            if priorities is None:
+                raise ValueError("prioritized replay needs priorities from the agent's update (UpdateOutput.priorities)")
             buffer = replay.update_priorities(buffer, indices, priorities + config.priority_eps, config.priority_alpha)
         return (learner, buffer), metrics
 
