@@ -224,7 +224,7 @@ def run(train: Train, key, out: str | None = None, *, resume: bool = False, chec
                 checkpoints.discard_after(done)
             if done is None:
                 carry, done = compiled.init(key), 0
-            elif resume:
+            else:
                 say(f"resuming {out} after step {train.step(done)}")
             with RunLogger(out, resume_step=train.step(done) if resume else None) as logger:
                 carry, wall_s = drive(train, compiled, carry, done, logger=logger, checkpoints=checkpoints,
