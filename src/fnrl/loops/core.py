@@ -19,8 +19,8 @@ checkpoints that resume bit-for-bit: every random key is derived from ``carry.ke
 A loop (:mod:`fnrl.loops.onpolicy`, :mod:`fnrl.loops.offpolicy`, ...) supplies only its
 iteration, its own state (``carry.data``: a replay buffer, ...) and how it starts; the core
 owns the carry, the key schedule, chunking, the tally of training episodes, evaluation
-(:mod:`fnrl.loops.evaluation`) and the :class:`Train`. Algorithms are
-:class:`fnrl.agent.Agent`\\ s and do not see any of it.
+(:mod:`fnrl.loops.evaluation`) and the :class:`Train`. Algorithms are agents
+(:class:`fnrl.agent.Agent`) and do not see any of it.
 """
 from __future__ import annotations
 
