@@ -67,3 +67,17 @@ def test_train_vmaps_over_seeds():
     assert np.all(np.isfinite(metrics["episode_return"]))
     # Different seeds give different runs.
     assert not np.allclose(metrics["value_loss"][0], metrics["value_loss"][1])
+
+
+def test_the_first_line_says_what_runs_when_the_steps_are_rounded(tmp_path, capsys):
+    """100 steps of 2 environments x 8 steps per update in 2 evaluation periods: 4 whole updates
+    per period, 128 steps, and the first line says so."""
+    argv = ["train", "reinforce", "--env", "cartpole", "--steps", "100", "--out", str(tmp_path / "run"),
+            "--set", "num_envs=2", "--set", "rollout_length=8", "--set", "num_evals=2", "--set", "eval_episodes=1",
+            "--set", "hidden_sizes=8"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("reinforce on cartpole: compiled in ")
+    assert first.endswith("training 128 steps: 100 rounded up to 2 evaluation periods of 64 steps (whole updates; "
+                          "fewer steps per period with a smaller num_evals)"), first
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 128

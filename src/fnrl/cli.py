@@ -294,7 +294,7 @@ def _train(args) -> int:
         train = module.make_train(config)
         key = jax.random.PRNGKey(seed)
         compiled = runner.Compiled(train, key)
-        print(f"{algo} on {config.env}: compiled in {compiled.seconds:.1f}s, training {config.total_steps} steps",
+        print(f"{algo} on {config.env}: compiled in {compiled.seconds:.1f}s, {_what_runs(train, config.total_steps)}",
               flush=True)
         if not writer:  # another process of a --distributed run: trains, writes nothing
             runner.run(train, key, None, compiled=compiled, signals=signals)
@@ -323,6 +323,18 @@ def _train(args) -> int:
     print(f"final return {final['episode_return']:.2f} after {final['step']} steps "
           f"({summary['sps']:.0f} steps/s); wrote {out}")
     return 0
+
+
+def _what_runs(train, total_steps: int) -> str:
+    """``training N steps``, and why N is not the ``total_steps`` asked for when it is not:
+    a run is whole evaluation periods of whole updates (after any warm-up)."""
+    steps = train.step(train.num_chunks)
+    if steps == total_steps:
+        return f"training {steps:,} steps"
+    warmup = f" after {train.initial_steps:,} warm-up steps" if train.initial_steps else ""
+    return (f"training {steps:,} steps: {total_steps:,} rounded up to {train.num_evals} evaluation periods of "
+            f"{train.chunks_per_eval * train.steps_per_chunk:,} steps{warmup} (whole updates; fewer steps per "
+            "period with a smaller num_evals)")
 
 
 def _load_policy(run_dir: str):
