@@ -48,18 +48,9 @@ RUNS = {
 }
 
 
-def _time(fn, *args, repeats: int) -> float:
-    """Best wall time of ``fn(*args)`` (already compiled) over ``repeats`` runs."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def programs(algo: str, env_name: str, steps: int, sets: list[str]):
-    """``{part: (compiled program, args)}`` for one configuration, and a description."""
+    """``{part: (compiled program, args)}`` for one configuration, the whole run's compile
+    time, and a description."""
     module = algorithms.get(algo)
     config = override(module.Config(env=env_name, total_steps=steps), sets)
     env = core.make_env(config)
@@ -125,9 +116,10 @@ def programs(algo: str, env_name: str, steps: int, sets: list[str]):
     for name, (fn, args) in parts.items():
         start = time.perf_counter()
         compiled[name] = (jax.jit(fn).lower(*args).compile(), args)
-        compiled[name + "_compile"] = time.perf_counter() - start
+        compile_s = time.perf_counter() - start  # the last part's: the whole run
     env_steps = iterations * config.num_envs * length + train.initial_steps
-    return compiled, f"{algo} on {env_name}: {env_steps:,} env steps, {updates:,} updates, {config.num_evals} evals"
+    return compiled, compile_s, (f"{algo} on {env_name}: {env_steps:,} env steps, {updates:,} updates, "
+                                 f"{config.num_evals} evals")
 
 
 def main() -> None:
@@ -140,17 +132,18 @@ def main() -> None:
     print(f"{'run':<28} {'env':>8} {'acting':>8} {'updates':>8} {'evaluate':>8} {'whole':>8} "
           f"{'overhead':>9} {'overhead %':>10} {'compile':>8}")
     for name in args.runs:
-        compiled, description = programs(*RUNS[name])
-        seconds = {}
+        compiled, compile_s, description = programs(*RUNS[name])
+        seconds = {part: float("inf") for part in compiled}
         for _ in range(args.repeats):  # alternate the programs, so all see the same load
-            for part in ("env", "policy", "updates", "evaluate", "whole"):
-                fn, fn_args = compiled[part]
-                seconds[part] = min(seconds.get(part, float("inf")), _time(fn, *fn_args, repeats=1))
+            for part, (fn, fn_args) in compiled.items():
+                start = time.perf_counter()
+                jax.block_until_ready(fn(*fn_args))
+                seconds[part] = min(seconds[part], time.perf_counter() - start)
         acting = max(seconds["policy"] - seconds["env"], 0.0)
         overhead = seconds["whole"] - seconds["policy"] - seconds["updates"] - seconds["evaluate"]
         print(f"{name:<28} {seconds['env']:>8.2f} {acting:>8.2f} {seconds['updates']:>8.2f} "
               f"{seconds['evaluate']:>8.2f} {seconds['whole']:>8.2f} {overhead:>9.2f} "
-              f"{100 * overhead / seconds['whole']:>9.1f}% {compiled['whole_compile']:>8.1f}", flush=True)
+              f"{100 * overhead / seconds['whole']:>9.1f}% {compile_s:>8.1f}", flush=True)
         print(f"  ({description})")
 
 

@@ -1,6 +1,5 @@
 """Run logs: metrics.jsonl and TensorBoard round trips, resume truncation, seed grouping and plots."""
 import json
-import math
 import os
 import struct
 

@@ -88,7 +88,7 @@ def test_eval_policy_chooses_explore_in_every_loop(loop, config):
     assert returns["greedy"] != returns["stochastic"]  # the two policies are told apart
 
 
-def test_learners_are_typed_and_checkpoint_by_name():
+def test_learners_are_named_tuples():
     learner = ppo.make_train(ppo.Config(total_steps=512, num_envs=2, rollout_length=8, num_evals=1,
                                         eval_episodes=1)).init(jax.random.PRNGKey(0)).learner
     assert isinstance(learner, ppo.Learner) and learner._fields == ("params", "opt_state", "kl_beta")

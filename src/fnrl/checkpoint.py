@@ -3,7 +3,7 @@ orbax, that can be trusted.
 
 A checkpoint is the :class:`fnrl.loops.core.Train` carry after some number of chunks, saved under
 ``DIR/<chunks>``; the newest ``keep`` are kept. Orbax writes each one into a temporary
-directory and renames it when complete. After that, fnrl writes ``DIR/<chunks>/MANIFEST``:
+directory and renames it when complete. After that, fnrl writes ``DIR/<chunks>/fnrl-manifest.json``:
 the size and SHA-256 of every file orbax wrote. A checkpoint is *usable* only when its
 manifest exists and every file still matches it, so one that a killed process left without
 a manifest, or whose data was overwritten or truncated since, is detected before orbax reads
@@ -128,18 +128,22 @@ class Checkpoints:
           CorruptCheckpoint: one line naming the checkpoint, when it is partial or changed.
           CheckpointError: one line, when there is no such checkpoint or it does not fit ``like``.
         """
-        chunks = self.latest() if chunks is None else chunks
-        if chunks is None:
+        steps = self.steps()
+        if chunks is None and not steps:
             raise CheckpointError(f"no checkpoint in {self.directory}")
-        if chunks not in self.steps():
+        if chunks is not None and chunks not in steps:
             raise CheckpointError(f"no checkpoint {chunks} in {self.directory}")
+        return self._load(like, steps[0] if chunks is None else chunks)
+
+    def _load(self, like: Any, chunks: int) -> Any:
+        """Checkpoint ``chunks``, which exists on disk, checked and restored (see :meth:`restore`)."""
         self.verify(chunks)
         try:
             stored = self._manager.restore(
                 chunks, args=ocp.args.StandardRestore(jax.tree_util.tree_map(_abstract, like)))
         except (ValueError, KeyError, FileNotFoundError) as e:
             raise CheckpointError(f"checkpoint {self._step_dir(chunks)} does not fit this run: "
-                             f"{str(e).splitlines()[0]}") from None
+                                  f"{str(e).splitlines()[0]}") from None
         return jax.tree_util.tree_map(lambda x, s: np.zeros(x.shape, x.dtype) if x.size == 0 else s, like, stored)
 
     def restore_usable(self, like: Any, report: Callable[[str], None] = print) -> tuple[int | None, Any]:
@@ -153,7 +157,7 @@ class Checkpoints:
         problems = []
         for chunks in self.steps():
             try:
-                carry = self.restore(like, chunks)
+                carry = self._load(like, chunks)
             except CheckpointError as e:  # corrupt, partial, or not this run's
                 problems.append(str(e))
                 report(f"skipping {e}")
