@@ -58,7 +58,7 @@ def programs(algo: str, env_name: str, steps: int, sets: list[str]):
     train = module.make_train(config)
     offpolicy = hasattr(config, "updates_per_rollout")
     batched = envs.wrap(env, num_envs=config.num_envs, normalize_obs=getattr(config, "normalize_obs", False))
-    iterations = config.num_evals * (config.iterations_per_eval if offpolicy else config.updates_per_eval)
+    iterations = config.periods.iterations
     length = config.rollout_length
     updates = iterations * (config.updates_per_rollout if offpolicy else 1)
     key = jax.random.PRNGKey(0)

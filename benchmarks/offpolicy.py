@@ -137,7 +137,7 @@ def bench_sac(args) -> None:
 
     bare_rate = args.sac_updates / _best(bare, learner, key, repeats=args.repeats)
     train = jax.jit(sac.make_train(config))
-    updates = config.num_evals * config.iterations_per_eval * config.updates_per_rollout
+    updates = config.periods.iterations * config.updates_per_rollout
     loop_rate = updates / _best(train, key, repeats=args.repeats)
     print(f"\nSAC on pendulum, networks {tuple(args.sac_hidden)}, batch {config.batch_size}, one update per env step:")
     print(f"{'bare updates/s':>16} {'train updates/s':>16} {'train/bare':>11}")

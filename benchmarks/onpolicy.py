@@ -83,7 +83,7 @@ def measure(module, name: str, args) -> dict:
     }
     times = best_times({"raw": (compiled["raw"][0], key), "train": (compiled["train"][0], key),
                         "seeds": (compiled["seeds"][0], keys)}, args.repeats)
-    train_steps = config.updates_per_eval * config.num_evals * config.steps_per_update
+    train_steps = config.periods.iterations * config.steps_per_update
     return {
         "compile_s": {k: c[1] for k, c in compiled.items()},
         "raw": config.num_envs * args.raw_steps / times["raw"],

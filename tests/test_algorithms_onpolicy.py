@@ -95,7 +95,7 @@ def test_ppo_kl_penalty_adapts_beta():
     et al. (2017) on the measured mean KL, starting from ``init_kl_beta``, and it moves."""
     config = ppo.Config(env="cartpole", objective="kl", kl_target=0.003, num_envs=4, rollout_length=64,
                         num_minibatches=2, num_evals=12, total_steps=12 * 256, eval_episodes=2)
-    assert config.updates_per_eval == 1  # every update is logged
+    assert config.periods.iterations_per_eval == 1  # every update is logged
     metrics = _run(ppo, config)
     _assert_finite(metrics)
     beta = config.init_kl_beta

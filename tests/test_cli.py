@@ -9,6 +9,7 @@ import pytest
 from fnrl import algorithms
 from fnrl.algorithms import reinforce
 from fnrl.cli import main
+from fnrl.logging import read_metrics
 
 
 def _error(capsys, argv):
@@ -81,3 +82,17 @@ def test_the_first_line_says_what_runs_when_the_steps_are_rounded(tmp_path, caps
     assert first.endswith("training 128 steps: 100 rounded up to 2 evaluation periods of 64 steps (whole updates; "
                           "fewer steps per period with a smaller num_evals)"), first
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 128
+
+
+def test_a_short_run_gets_fewer_evaluations_not_more_steps(tmp_path, capsys):
+    """PPO's 8 x 64 = 512 steps per update: 1,000 steps are 2 updates, so the run evaluates
+    twice (not num_evals=20 times, which would take 20 updates) and the first line says so."""
+    out = tmp_path / "run"
+    argv = ["train", "ppo", "--env", "cartpole", "--steps", "1000", "--out", str(out), "--set", "eval_episodes=1",
+            "--set", "hidden_sizes=8"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith("training 1,024 steps: 1,000 rounded up to 2 evaluation periods of 512 steps (whole "
+                          "updates; fewer steps per period with a smaller num_evals); 2 evaluations, not "
+                          "num_evals=20: the run is only 2 iterations of 512 steps long"), first
+    assert [row["step"] for row in read_metrics(str(out))] == [512, 1024]

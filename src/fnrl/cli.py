@@ -294,7 +294,7 @@ def _train(args) -> int:
         train = module.make_train(config)
         key = jax.random.PRNGKey(seed)
         compiled = runner.Compiled(train, key)
-        print(f"{algo} on {config.env}: compiled in {compiled.seconds:.1f}s, {_what_runs(train, config.total_steps)}",
+        print(f"{algo} on {config.env}: compiled in {compiled.seconds:.1f}s, {_what_runs(train, config)}",
               flush=True)
         if not writer:  # another process of a --distributed run: trains, writes nothing
             runner.run(train, key, None, compiled=compiled, signals=signals)
@@ -325,16 +325,21 @@ def _train(args) -> int:
     return 0
 
 
-def _what_runs(train, total_steps: int) -> str:
-    """``training N steps``, and why N is not the ``total_steps`` asked for when it is not:
-    a run is whole evaluation periods of whole updates (after any warm-up)."""
+def _what_runs(train, config) -> str:
+    """``training N steps``, and why N is not the ``total_steps`` asked for, or the run has
+    fewer evaluations than ``num_evals``, when it is not or has: a run is whole evaluation
+    periods of whole iterations (after any warm-up), at most one period per iteration."""
     steps = train.step(train.num_chunks)
-    if steps == total_steps:
-        return f"training {steps:,} steps"
-    warmup = f" after {train.initial_steps:,} warm-up steps" if train.initial_steps else ""
-    return (f"training {steps:,} steps: {total_steps:,} rounded up to {train.num_evals} evaluation periods of "
-            f"{train.chunks_per_eval * train.steps_per_chunk:,} steps{warmup} (whole updates; fewer steps per "
-            "period with a smaller num_evals)")
+    said = f"training {steps:,} steps"
+    if steps != config.total_steps:
+        warmup = f" after {train.initial_steps:,} warm-up steps" if train.initial_steps else ""
+        said += (f": {config.total_steps:,} rounded up to {train.num_evals} evaluation periods of "
+                 f"{train.chunks_per_eval * train.steps_per_chunk:,} steps{warmup} (whole updates; fewer steps per "
+                 "period with a smaller num_evals)")
+    if train.num_evals < config.num_evals:
+        said += (f"; {train.num_evals} evaluations, not num_evals={config.num_evals}: the run is only "
+                 f"{train.num_evals} iterations of {train.steps_per_chunk:,} steps long")
+    return said
 
 
 def _load_policy(run_dir: str):

@@ -87,7 +87,7 @@ class Learner(NamedTuple):
 def make_agent(config: Config, spec) -> Agent:
     learning_rate = config.learning_rate
     if config.anneal_lr:
-        num_steps = config.num_evals * config.updates_per_eval * config.num_epochs * config.num_minibatches
+        num_steps = config.periods.iterations * config.num_epochs * config.num_minibatches
         learning_rate = optax.linear_schedule(config.learning_rate, 0.0, num_steps)
     optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate))
     torso = networks.Torso(config.hidden_sizes, "tanh", orthogonal_init=True)

@@ -58,6 +58,27 @@ class RunConfig(Validated):
     eval_policy: str = one_of("greedy", EVAL_POLICIES)
     hidden_sizes: tuple[int, ...] = constrained((64, 64), lambda v: all(h > 0 for h in v), "positive integers")
 
+    def schedule(self, steps_per_iteration: int, initial_steps: int = 0) -> "Schedule":
+        """The run's evaluation periods: at least ``total_steps`` environment steps, after
+        ``initial_steps`` (a warm-up), in whole iterations of ``steps_per_iteration`` steps, cut
+        into ``num_evals`` equal periods -- or into one period per iteration when the run has
+        fewer iterations than ``num_evals``, so that a short run gets fewer evaluations rather
+        than ``num_evals`` iterations."""
+        iterations = max(1, -(-(self.total_steps - initial_steps) // steps_per_iteration))
+        evals = min(self.num_evals, iterations)
+        return Schedule(evals, -(-iterations // evals))
+
+
+class Schedule(NamedTuple):
+    """``evals`` evaluation periods of ``iterations_per_eval`` iterations (:meth:`RunConfig.schedule`)."""
+
+    evals: int
+    iterations_per_eval: int
+
+    @property
+    def iterations(self) -> int:
+        return self.evals * self.iterations_per_eval
+
 
 def make_env(config: RunConfig) -> envs.Env:
     """The single (unbatched) environment named by ``config.env``, with its time limit."""
@@ -200,7 +221,7 @@ class Iteration(NamedTuple):
 
 
 def make_train(config: RunConfig, env: envs.Env, agent: Agent, *, start: Callable, iterate: Callable,
-               iterations_per_eval: int, steps_per_iteration: int, initial_steps: int = 0, start_keys: int = 2,
+               schedule: Schedule, steps_per_iteration: int, initial_steps: int = 0, start_keys: int = 2,
                on_eval: Callable | None = None, ordered_callbacks: bool = True) -> Train:
     """A :class:`Train` from a loop's two functions:
 
@@ -210,12 +231,13 @@ def make_train(config: RunConfig, env: envs.Env, agent: Agent, *, start: Callabl
     - ``iterate(learner, env_state, data, key, index) -> Iteration`` -- iteration number
       ``index`` (traced) of the run.
 
-    Each period is ``iterations_per_eval`` iterations of ``steps_per_iteration`` environment
-    steps, after ``initial_steps`` (a warm-up). Evaluation runs ``config.eval_episodes``
+    The run is ``schedule.evals`` periods of ``schedule.iterations_per_eval`` iterations of
+    ``steps_per_iteration`` environment steps, after ``initial_steps`` (a warm-up). Evaluation runs ``config.eval_episodes``
     episodes of the agent's policy with ``explore`` set by ``config.eval_policy``, on
     observations normalised by the training statistics if there are any.
     """
-    size = chunk_size(iterations_per_eval, config.num_evals)
+    num_evals, iterations_per_eval = schedule
+    size = chunk_size(iterations_per_eval, num_evals)
     chunks_per_eval = iterations_per_eval // size
     max_steps = episode_limit(env)
     explore = config.eval_policy == "stochastic"
@@ -229,7 +251,7 @@ def make_train(config: RunConfig, env: envs.Env, agent: Agent, *, start: Callabl
         return Carry(learner, env_state, key, jnp.zeros((), jnp.int32), Tally.zero(), data)
 
     def advance(carry: Carry):
-        keys = iteration_keys(carry.key, carry.chunk, config.num_evals, iterations_per_eval, size)
+        keys = iteration_keys(carry.key, carry.chunk, num_evals, iterations_per_eval, size)
         indices = carry.chunk * size + jnp.arange(size)
 
         def body(inner, inputs):
@@ -244,12 +266,12 @@ def make_train(config: RunConfig, env: envs.Env, agent: Agent, *, start: Callabl
         return carry, jax.tree_util.tree_map(lambda x: x[-1], metrics)
 
     def evaluate_carry(carry: Carry, metrics):
-        key = eval_key(carry.key, carry.chunk, config.num_evals, chunks_per_eval)
+        key = eval_key(carry.key, carry.chunk, num_evals, chunks_per_eval)
         episode_return = evaluate(env, act, carry.learner, key, config.eval_episodes, max_steps, obs_stats(carry))
         step = initial_steps + carry.chunk * size * steps_per_iteration
         row = {"step": step, "episode_return": episode_return, **metrics, "train_episode_return": carry.tally.mean()}
         return carry._replace(tally=Tally.zero()), row
 
-    return Train(init=init, advance=advance, evaluate=evaluate_carry, num_evals=config.num_evals,
+    return Train(init=init, advance=advance, evaluate=evaluate_carry, num_evals=num_evals,
                  chunks_per_eval=chunks_per_eval, steps_per_chunk=size * steps_per_iteration, env=env, act=act,
                  initial_steps=initial_steps, on_eval=on_eval, ordered_callbacks=ordered_callbacks)

@@ -83,10 +83,10 @@ class OffPolicyConfig(core.RunConfig):
         return self.num_envs * self.rollout_length
 
     @property
-    def iterations_per_eval(self) -> int:
-        """Iterations between evaluations; the run takes at least ``total_steps`` steps."""
-        remaining = max(self.total_steps - self.warmup_steps, 1)
-        return _ceil_div(remaining, self.num_evals * self.steps_per_iteration)
+    def periods(self) -> core.Schedule:
+        """The run's evaluation periods of iterations after the warm-up
+        (:meth:`fnrl.loops.core.RunConfig.schedule`)."""
+        return self.schedule(self.steps_per_iteration, self.warmup_steps)
 
 
 class Replay(NamedTuple):
@@ -103,7 +103,7 @@ def make_train(config: OffPolicyConfig, env: envs.Env, agent: Agent, on_eval: Ca
     train_env = envs.wrap(env, num_envs=config.num_envs)
     spec = train_env.spec
     n = config.n_step
-    total_iterations = config.num_evals * config.iterations_per_eval
+    total_iterations = config.periods.iterations
 
     def assemble(trajectory):
         return replay.n_step_transitions(trajectory, n, config.gamma)
@@ -165,6 +165,6 @@ def make_train(config: OffPolicyConfig, env: envs.Env, agent: Agent, on_eval: Ca
         return core.Iteration(learner, env_state, Replay(buffer, tail(joined)), episodes, last)
 
     return core.make_train(config, env, agent, start=start, iterate=iterate,
-                           iterations_per_eval=config.iterations_per_eval,
+                           schedule=config.periods,
                            steps_per_iteration=config.steps_per_iteration, initial_steps=config.warmup_steps,
                            start_keys=3, on_eval=on_eval)

@@ -41,15 +41,15 @@ class OnPolicyConfig(core.RunConfig):
         return self.num_envs * self.rollout_length
 
     @property
-    def updates_per_eval(self) -> int:
-        """Updates between evaluations; the run trains at least ``total_steps`` steps."""
-        return -(-self.total_steps // (self.num_evals * self.steps_per_update))  # ceil
+    def periods(self) -> core.Schedule:
+        """The run's evaluation periods of updates (:meth:`fnrl.loops.core.RunConfig.schedule`)."""
+        return self.schedule(self.steps_per_update)
 
 
 def make_train(config: OnPolicyConfig, env: envs.Env, agent: Agent, on_eval: Callable | None = None) -> core.Train:
     """``train(key) -> (learner, metrics)`` of ``agent`` on ``env`` (see :mod:`fnrl.loops.core`).
 
-    ``metrics`` holds, per evaluation point (``[config.num_evals]``): ``step``,
+    ``metrics`` holds, per evaluation point (``[config.periods.evals]``): ``step``,
     ``episode_return`` (mean evaluation return), ``train_episode_return`` (mean return of the
     training episodes that ended since the previous evaluation) and the last update's metrics.
     With ``config.num_devices > 1`` the environment state and trajectories are sharded along
@@ -86,7 +86,7 @@ def make_train(config: OnPolicyConfig, env: envs.Env, agent: Agent, on_eval: Cal
         return core.Iteration(learner, env_state, data, episodes, metrics)
 
     return core.make_train(config, env, agent, start=start, iterate=iterate,
-                           iterations_per_eval=config.updates_per_eval, steps_per_iteration=config.steps_per_update,
+                           schedule=config.periods, steps_per_iteration=config.steps_per_update,
                            on_eval=on_eval, ordered_callbacks=mesh is None)
 
 
