@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from tensorboardX.proto import event_pb2
 
-from fnrl.logging import RunLogger, group_runs, plot_curve, plot_runs, read_metrics
+from fnrl.logging import RunLogger, group_runs, plot_runs, read_metrics
 
 
 def _events(out_dir):
@@ -178,7 +178,7 @@ def test_plot_runs_writes_a_png_and_rejects_bad_input_in_one_line(tmp_path):
     not_a_run.mkdir()
     c = _run(tmp_path, "c", "ppo", 2, [30], [5.0])
     cases = [  # (run directories, metric, output file, error)
-        ([a, str(not_a_run)], "episode_return", "bad.png", "empty/metrics.jsonl: no such file"),
+        ([a, str(not_a_run)], "episode_return", "bad.png", "empty: no config.json; expected a run directory"),
         ([a], "policy_loss", "bad.png",
          "unknown metric 'policy_loss' in .*a/metrics.jsonl; available: episode_return, sps"),
         ([a, c], "episode_return", "bad.png", "the runs of ppo on cartpole share no evaluation step"),
@@ -197,7 +197,24 @@ def test_plot_runs_writes_a_png_and_rejects_bad_input_in_one_line(tmp_path):
     assert not (tmp_path / "bad.png").exists()
 
 
-def test_plot_curve_writes_a_png(tmp_path):
-    out = tmp_path / "curve.png"
-    plot_curve([10, 20, 30], [1.0, float("nan"), 3.0], str(out), title="ppo on cartpole (seed 0)")
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_a_sweep_directory_counts_as_its_members(tmp_path):
+    """A ``--seeds/--sweep`` run directory: one row per evaluation with a list per metric, one
+    value per member; its members group by swept value (seeds averaged, ``null`` left out), and
+    line up with single runs of the same config."""
+    out = tmp_path / "sweep"
+    out.mkdir()
+    members = [{"lr": 0.1, "seed": 0}, {"lr": 0.1, "seed": 1}, {"lr": 0.2, "seed": 0}]
+    (out / "config.json").write_text(json.dumps({"algo": "ppo", "env": "cartpole", "config": {
+        "env": "cartpole", "lr": 1e-3, "hidden_sizes": [64, 64]}, "seeds": [0, 1], "sweep": {"lr": [0.1, 0.2]},
+        "members": members}))
+    rows = [{"step": 10, "episode_return": [1.0, 3.0, 5.0], "sps": 1.0},
+            {"step": 20, "episode_return": [2.0, None, 6.0], "sps": 1.0}]
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    single = _run(tmp_path, "single", "ppo", 2, [10, 20], [5.0, 8.0], lr=0.1)
+    curves = {c.label: c for c in group_runs([str(out), single])}
+    assert sorted(curves) == ["ppo on cartpole lr=0.1", "ppo on cartpole lr=0.2"]
+    lr01 = curves["ppo on cartpole lr=0.1"]  # seeds 0 and 1 of the sweep and the single run
+    assert lr01.runs == 3
+    np.testing.assert_array_equal(lr01.steps, [10])  # seed 1's return at step 20 is null
+    np.testing.assert_allclose(lr01.mean, [3.0])
+    np.testing.assert_allclose(curves["ppo on cartpole lr=0.2"].mean, [5.0, 6.0])

@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config", metavar="FILE", help="YAML or JSON file of config fields")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field; repeatable")
+    train.add_argument("--no-preset", action="store_true",
+                       help="start from the algorithm's defaults, not its tuned preset for --env (fnrl/presets.yaml)")
+    train.add_argument("--seeds", metavar="N|S1,S2,...",
+                       help="train N seeds (--seed, --seed + 1, ...) or the seeds listed, in one vmapped program")
+    train.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="also train each value of a number field, in the same program; repeatable (a grid)")
     train.add_argument("--print-config", action="store_true", help="print the effective config and exit")
     train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint")
     train.add_argument("--checkpoint-every", type=int, default=1, metavar="K",
@@ -128,12 +134,15 @@ def _one_line(error: Exception) -> UsageError:
 
 
 def _read_run(run_dir: str) -> dict:
-    """``DIR/config.json`` of a run: algo, env, seed and config fields."""
+    """``DIR/config.json`` of a run: algo, seed (or seeds and sweep), preset and config fields."""
     path = os.path.join(run_dir, "config.json")
     try:
         with open(path) as f:
             run = json.load(f)
-        return {"algo": run["algo"], "seed": int(run["seed"]), "config": dict(run["config"])}
+        multi = run.get("seeds") is not None
+        return {"algo": run["algo"], "seed": None if multi else int(run["seed"]), "config": dict(run["config"]),
+                "preset": run.get("preset"), "seeds": [int(s) for s in run["seeds"]] if multi else None,
+                "sweep": {k: list(v) for k, v in run["sweep"].items()} if multi else None}
     except FileNotFoundError:
         raise UsageError(f"{run_dir!r} holds no run: {path} is missing") from None
     except OSError as e:
@@ -143,39 +152,97 @@ def _read_run(run_dir: str) -> dict:
 
 
 def _build(algo: str, fields: dict, source: str, args=None):
-    """The algorithm module and its validated config: the defaults with ``fields`` (from
-    ``source``: a run's config.json or a --config file) and, for a fresh run, ``args``'s --env,
-    --steps and --set on top."""
+    """The algorithm module, its validated config and the name of the preset used (or None):
+    the defaults with ``fields`` (from ``source``: a run's config.json or a --config file) and,
+    for a fresh run, ``args``'s preset (unless --no-preset), --env, --steps and --set (over
+    ``fields``, the preset under them)."""
     import jax
 
-    from fnrl import algorithms, config as fnrl_config, envs, parallel
+    from fnrl import algorithms, config as fnrl_config, envs, parallel, presets
     from fnrl.loops.core import check_env, make_env
+
+    def build(module, preset: dict):
+        config = fnrl_config.apply(module.Config(), preset, source=f"preset {algo}/{preset.get('env')}")
+        config = fnrl_config.apply(config, fields, source=source)
+        if args is None:
+            return config
+        if args.env is not None:
+            config = dataclasses.replace(config, env=args.env)
+        if args.steps is not None:
+            if args.steps <= 0:
+                raise UsageError(f"invalid --steps {args.steps}: must be a positive integer")
+            config = dataclasses.replace(config, total_steps=args.steps)
+        parallel_field = any(f.name == "num_devices" for f in dataclasses.fields(config))
+        if args.distributed and not parallel_field:
+            raise UsageError(f"--distributed: {algo} trains on one device (its config has no num_devices)")
+        every_device = [f"num_devices={jax.device_count()}"] if args.distributed else []
+        return fnrl_config.override(config, every_device + args.overrides)  # the user's own setting wins
 
     try:
         module = algorithms.get(algo)
-        config = fnrl_config.apply(module.Config(), fields, source=source)
-        if args is not None:
-            if args.env is not None:
-                config = dataclasses.replace(config, env=args.env)
-            if args.steps is not None:
-                if args.steps <= 0:
-                    raise UsageError(f"invalid --steps {args.steps}: must be a positive integer")
-                config = dataclasses.replace(config, total_steps=args.steps)
-            parallel_field = any(f.name == "num_devices" for f in dataclasses.fields(config))
-            if args.distributed and not parallel_field:
-                raise UsageError(f"--distributed: {algo} trains on one device (its config has no num_devices)")
-            every_device = [f"num_devices={jax.device_count()}"] if args.distributed else []
-            config = fnrl_config.override(config, every_device + args.overrides)  # the user's own setting wins
+        config = build(module, {})
+        preset = presets.get(algo, config.env) if args is not None and not args.no_preset else {}
+        if preset:
+            config = build(module, {**preset, "env": config.env})
         envs.make(config.env)
         check_env(algo, getattr(module, "SUPPORTS", ("discrete", "continuous")), make_env(config).spec, config.env)
         parallel.make_mesh(getattr(config, "num_devices", 1))  # enough devices?
     except (ValueError, TypeError) as e:  # ConfigError is a ValueError
         raise _one_line(e) from None
-    return module, config
+    return module, config, f"{algo}/{config.env}" if preset else None
+
+
+def _seeds(text: str | None, seed: int) -> list[int] | None:
+    """``--seeds``: N seeds from ``seed`` on, or a comma-separated list; None if not given."""
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()] if "," in text else list(range(seed, seed + int(text)))
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) < len(seeds):
+        raise UsageError(f"invalid --seeds {text!r}: must be a positive count N, or distinct integers S1,S2,...")
+    return seeds
+
+
+def _grid(sweeps: list[str], overrides: list[str]) -> dict[str, list]:
+    """``--sweep KEY=V1,V2,...`` flags as ``{key: [values]}`` (values as YAML numbers)."""
+    from fnrl.config import read_yaml
+
+    grid = {}
+    set_keys = {o.split("=", 1)[0].strip() for o in overrides}
+    for text in sweeps:
+        key, sep, values = text.partition("=")
+        key = key.strip()
+        if not sep or not key or not values.strip():
+            raise UsageError(f"invalid --sweep {text!r}: expected KEY=V1,V2,...")
+        if key in grid or key in set_keys:
+            raise UsageError(f"--sweep {key} is given twice (or also with --set); give each key once")
+        try:
+            grid[key] = [read_yaml(v) for v in values.split(",")]
+        except Exception:
+            raise UsageError(f"invalid --sweep {text!r}: expected KEY=V1,V2,... with numbers") from None
+    return grid
+
+
+def _make_train(module, config, seeds: list[int] | None, grid: dict | None, check: bool = False):
+    """The run to compile: ``module.make_train(config)``, or the :class:`fnrl.sweep.Sweep` of
+    ``seeds`` × ``grid``; ``check`` traces a sweep once to refuse keys that cannot be traced."""
+    if seeds is None:
+        return module.make_train(config)
+    from fnrl import sweep
+
+    try:
+        runs = sweep.make_sweep(module, config, seeds, grid)
+        if check and grid:
+            sweep.check_traceable(runs)
+    except ValueError as e:
+        raise _one_line(e) from None
+    return runs
 
 
 def _prepare(args):
-    """Validates a fresh run's inputs; returns (module, config). Writes nothing."""
+    """Validates a fresh run's inputs; returns (module, config, preset, seeds, grid). Writes nothing."""
     if args.algo is None:
         raise UsageError("train needs an algorithm (see `fnrl list`), or --resume DIR")
     from fnrl.config import load_file
@@ -184,9 +251,16 @@ def _prepare(args):
         in_file = load_file(args.config) if args.config else {}
     except ValueError as e:
         raise _one_line(e) from None
-    module, config = _build(args.algo, in_file, args.config, args)
+    module, config, preset = _build(args.algo, in_file, args.config, args)
+    seeds, grid = _seeds(args.seeds, args.seed), _grid(args.sweep, args.overrides)
+    if grid and seeds is None:
+        seeds = [args.seed]
+    if seeds is not None:
+        if args.distributed or getattr(config, "num_devices", 1) > 1:
+            raise UsageError("--seeds and --sweep train on one device; drop --distributed and num_devices")
+        _make_train(module, config, seeds, grid, check=True)
     if args.print_config:
-        return module, config
+        return module, config, preset, seeds, grid
     if args.env is None and "env" not in in_file:
         raise UsageError("train needs --env ENV (or `env` in --config FILE)")
     if args.steps is None and "total_steps" not in in_file:
@@ -195,21 +269,22 @@ def _prepare(args):
         raise UsageError("train needs --out DIR")
     if any(os.path.exists(os.path.join(args.out, name)) for name in ("config.json", "metrics.jsonl", "summary.json")):
         raise UsageError(f"--out {args.out!r} already holds a run; choose another directory, or --resume it")
-    return module, config
+    return module, config, preset, seeds, grid
 
 
 def _prepare_resume(args):
-    """Validates ``--resume DIR``; returns (module, config, algo, seed)."""
+    """Validates ``--resume DIR``; returns (module, config, algo, seed, preset, seeds, grid)."""
     given = [flag for flag, value in (("--env", args.env), ("--steps", args.steps), ("--out", args.out),
                                       ("--config", args.config), ("--set", args.overrides),
-                                      ("--print-config", args.print_config)) if value]
+                                      ("--no-preset", args.no_preset), ("--seeds", args.seeds),
+                                      ("--sweep", args.sweep), ("--print-config", args.print_config)) if value]
     if given:
         raise UsageError(f"--resume takes the run's own settings from DIR/config.json; drop {', '.join(given)}")
     run = _read_run(args.resume)
     if args.algo is not None and args.algo != run["algo"]:
         raise UsageError(f"--resume {args.resume!r} is a {run['algo']} run, not {args.algo}")
-    module, config = _build(run["algo"], run["config"], "config.json")
-    return module, config, run["algo"], run["seed"]
+    module, config, _ = _build(run["algo"], run["config"], "config.json")
+    return module, config, run["algo"], run["seed"], run["preset"], run["seeds"], run["sweep"]
 
 
 def _enable_compile_cache() -> None:
@@ -268,12 +343,12 @@ def _train(args) -> int:
     if args.resume:
         if args.distributed:
             raise UsageError("--resume does not work with --distributed: multi-process runs keep no checkpoints")
-        module, config, algo, seed = _prepare_resume(args)
+        module, config, algo, seed, preset, seeds, grid = _prepare_resume(args)
         out = args.resume
     else:
-        module, config = _prepare(args)
+        module, config, preset, seeds, grid = _prepare(args)
         algo = os.path.abspath(args.algo) if args.algo.endswith(".py") else args.algo  # --resume from anywhere
-        seed, out = args.seed, args.out
+        seed, out = (None if seeds else args.seed), args.out
     if args.print_config:
         from fnrl.config import dump
 
@@ -283,7 +358,7 @@ def _train(args) -> int:
     import jax
 
     from fnrl import runner
-    from fnrl.logging import plot_curve
+    from fnrl.logging import plot_runs
 
     writer = jax.process_index() == 0
     if writer:
@@ -291,38 +366,68 @@ def _train(args) -> int:
     if not args.no_compile_cache:
         _enable_compile_cache()
     with runner.stop_on_signals() as signals:  # from here on, SIGINT/SIGTERM end with a checkpoint
-        train = module.make_train(config)
-        key = jax.random.PRNGKey(seed)
+        train = _make_train(module, config, seeds, grid)
+        key = train.keys if seeds else jax.random.PRNGKey(seed)
         compiled = runner.Compiled(train, key)
-        print(f"{algo} on {config.env}: compiled in {compiled.seconds:.1f}s, {_what_runs(train, config)}",
+        tuned = f" (tuned preset {preset}; --no-preset for the defaults)" if preset else ""
+        runs = f", {len(train.members)} runs in one program" if seeds else ""
+        print(f"{algo} on {config.env}{tuned}: compiled in {compiled.seconds:.1f}s, {_what_runs(train, config)}{runs}",
               flush=True)
         if not writer:  # another process of a --distributed run: trains, writes nothing
             runner.run(train, key, None, compiled=compiled, signals=signals)
             print(f"process {jax.process_index()} of {jax.process_count()} done; process 0 writes {out}")
             return 0
         if not args.resume:
-            _write_json(os.path.join(out, "config.json"),
-                        {"algo": algo, "env": config.env, "seed": seed, "config": dataclasses.asdict(config)})
+            many = {"seeds": seeds, "sweep": grid, "members": list(train.members)} if seeds else {}
+            _write_json(os.path.join(out, "config.json"), {"algo": algo, "env": config.env, "seed": seed, **many,
+                                                           "preset": preset, "config": dataclasses.asdict(config)})
         # Checkpoints need every process's shards; a multi-process run keeps none (and cannot --resume).
         result = runner.run(train, key, out, resume=bool(args.resume), checkpoint_every=args.checkpoint_every,
                             checkpoint=jax.process_count() == 1, say=lambda line: print(line, flush=True),
                             compiled=compiled, signals=signals)
     final = result.rows[-1]
+    steps_done = final["step"] - result.start_step
     summary = {
         "algo": algo, "env": config.env, "steps": final["step"], "seed": seed,
         "episode_return": final["episode_return"], "wall_s": result.wall_s, "compile_s": result.compile_s,
-        "sps": (final["step"] - result.start_step) / result.wall_s, "resumed": bool(args.resume),
+        "sps": steps_done / result.wall_s, "resumed": bool(args.resume), "preset": preset,
         "config": dataclasses.asdict(config),
     }
-    rows = result.rows
+    if seeds:
+        summary.update(_sweep_summary(train.members, final["episode_return"]),
+                       sps=len(train.members) * steps_done / result.wall_s)
+    title = f"{os.path.basename(algo)} on {config.env} " + (f"({len(seeds)} seeds)" if seeds else f"(seed {seed})")
     with tempfile.TemporaryDirectory(dir=out) as tmp:  # curve and summary appear whole or not at all
-        plot_curve([r["step"] for r in rows], [r["episode_return"] for r in rows],
-                   os.path.join(tmp, "curve.png"), title=f"{os.path.basename(algo)} on {config.env} (seed {seed})")
+        plot_runs([out], os.path.join(tmp, "curve.png"), title=title)
         os.replace(os.path.join(tmp, "curve.png"), os.path.join(out, "curve.png"))
     _write_json(os.path.join(out, "summary.json"), summary)
-    print(f"final return {final['episode_return']:.2f} after {final['step']} steps "
-          f"({summary['sps']:.0f} steps/s); wrote {out}")
+    if seeds:
+        print("\n".join(f"{g['label']}: final return {g['episode_return_mean']:.2f} ± {g['episode_return_std']:.2f} "
+                        f"over {len(seeds)} seeds" for g in summary["groups"]))
+        print(f"{final['step']} steps per run ({summary['sps']:.0f} steps/s over all {len(train.members)} runs); "
+              f"wrote {out}")
+    else:
+        print(f"final return {final['episode_return']:.2f} after {final['step']} steps "
+              f"({summary['sps']:.0f} steps/s); wrote {out}")
     return 0
+
+
+def _sweep_summary(members: tuple[dict, ...], returns: list) -> dict:
+    """Per-member final returns, and their mean and std over seeds for each grid point."""
+    import numpy as np
+
+    from fnrl.sweep import member_name
+
+    groups: dict[str, list[float]] = {}
+    for member, value in zip(members, returns):
+        point = {k: v for k, v in member.items() if k != "seed"}
+        groups.setdefault(member_name(point) or "all seeds", []).append(value)
+    return {
+        "episode_return": float(np.mean(returns)),
+        "members": [{**member, "episode_return": value} for member, value in zip(members, returns)],
+        "groups": [{"label": label, "episode_return_mean": float(np.mean(v)), "episode_return_std": float(np.std(v))}
+                   for label, v in groups.items()],
+    }
 
 
 def _what_runs(train, config) -> str:
@@ -343,15 +448,16 @@ def _what_runs(train, config) -> str:
 
 
 def _load_policy(run_dir: str):
-    """The run's :class:`fnrl.loops.core.Train` and its newest checkpointed carry."""
+    """The run's :class:`fnrl.loops.core.Train` (a :class:`fnrl.sweep.Sweep` for ``--seeds`` or
+    ``--sweep`` runs), its newest checkpointed carry and its config."""
     import jax
 
     from fnrl.checkpoint import Checkpoints
 
     run = _read_run(run_dir)
-    module, config = _build(run["algo"], run["config"], "config.json")
-    train = module.make_train(config)
-    key = jax.random.PRNGKey(run["seed"])
+    module, config, _ = _build(run["algo"], run["config"], "config.json")
+    train = _make_train(module, config, run["seeds"], run["sweep"])
+    key = train.keys if run["seeds"] else jax.random.PRNGKey(run["seed"])
     with Checkpoints(os.path.join(run_dir, "checkpoints"), create=False) as checkpoints:
         chunks, carry = checkpoints.restore_usable(jax.eval_shape(train.init, key), report=_note)
     if chunks is None:
@@ -369,14 +475,24 @@ def _eval(args) -> int:
 
     from fnrl.loops.core import obs_stats
     from fnrl.loops.evaluation import episode_limit, evaluate
+    from fnrl.sweep import Sweep
 
     if args.episodes <= 0:
         raise UsageError(f"invalid --episodes {args.episodes}: must be a positive integer")
     train, carry, config = _load_policy(args.run)
     max_steps = episode_limit(train.env)
-    run = jax.jit(lambda c, k: evaluate(train.env, train.act, c.learner, k, args.episodes, max_steps, obs_stats(c)))
-    episode_return = float(run(carry, jax.random.PRNGKey(args.seed)))
-    print(json.dumps({"run": args.run, "env": config.env, "episodes": args.episodes, "episode_return": episode_return}))
+    key = jax.random.PRNGKey(args.seed)
+    report = {"run": args.run, "env": config.env, "episodes": args.episodes}
+    if isinstance(train, Sweep):  # every member, from the same evaluation key
+        run = jax.jit(jax.vmap(lambda v, c: evaluate(train.env, train.member(v).act, c.learner, key, args.episodes,
+                                                     max_steps, obs_stats(c))))
+        returns = [float(r) for r in run(train.values, carry)]
+        report.update(episode_return=sum(returns) / len(returns),
+                      members=[{**m, "episode_return": r} for m, r in zip(train.members, returns)])
+    else:
+        run = jax.jit(lambda c: evaluate(train.env, train.act, c.learner, key, args.episodes, max_steps, obs_stats(c)))
+        report.update(episode_return=float(run(carry)))
+    print(json.dumps(report))
     return 0
 
 

@@ -129,6 +129,11 @@ for _cls in (_Loader, _Dumper):
 _Loader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node)))
 
 
+def read_yaml(text: str) -> Any:
+    """``text`` parsed as YAML, with the YAML 1.2 core schema's scalars (module docstring)."""
+    return yaml.load(text, _Loader)
+
+
 # ------------------------------------------------------------------------------------ types
 
 _UNIONS = (typing.Union, types.UnionType)
@@ -248,7 +253,7 @@ def load_file(path: str) -> dict:
     except UnicodeDecodeError:
         raise ConfigError(f"cannot read {name}: not UTF-8 text") from None
     try:
-        data = json.loads(text) if extension == ".json" else yaml.load(text, _Loader)
+        data = json.loads(text) if extension == ".json" else read_yaml(text)
     except (ValueError, yaml.YAMLError) as e:  # ValueError: JSON, or a YAML !!int/!!float tag
         line, reason = _parse_error(e)
         at = f", line {line}" if line else ""

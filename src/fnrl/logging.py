@@ -29,12 +29,16 @@ _GROUPS = {"episode_return": "eval", "sps": "perf", "wall_s": "perf"}
 
 
 def _plain(value):
-    """A NumPy or JAX scalar (what host callbacks deliver) as a Python number; others as is."""
-    return value.item() if hasattr(value, "item") else value
+    """A NumPy or JAX scalar (what host callbacks deliver) as a Python number, an array as a
+    list of them; others as is."""
+    return value.tolist() if hasattr(value, "tolist") else value
 
 
 def _finite_or_none(value):
-    """``None`` for a NaN or infinite float (JSON has neither); any other value as is."""
+    """``None`` for a NaN or infinite float (JSON has neither), elementwise in a list; any
+    other value as is."""
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
@@ -48,9 +52,14 @@ class RunLogger:
     ``resume_step``: the step of the checkpoint a resumed run continues from. Rows after it
     are dropped from ``metrics.jsonl`` (atomically; they will be logged again) and the
     TensorBoard writer purges events after it, so neither shows a step twice.
+
+    ``members``: the names of the runs of a sweep (:mod:`fnrl.sweep`), whose rows hold a list
+    of values per metric, one per member, in this order (the metrics every member shares, such
+    as ``sps``, stay numbers); each member's TensorBoard events go to
+    ``out_dir/tensorboard/<name>/``, so that TensorBoard overlays them as runs.
     """
 
-    def __init__(self, out_dir: str, resume_step: int | None = None):
+    def __init__(self, out_dir: str, resume_step: int | None = None, members: Sequence[str] | None = None):
         from tensorboardX import SummaryWriter
 
         os.makedirs(out_dir, exist_ok=True)
@@ -59,11 +68,12 @@ class RunLogger:
             _truncate(path, resume_step)
         self._lock = threading.Lock()
         self._file = open(path, "a", encoding="utf-8")
-        if resume_step is None:
-            self._writer = SummaryWriter(out_dir, flush_secs=5)
-        else:  # a new event file (its own name even within the same second) that hides later steps
-            self._writer = SummaryWriter(out_dir, flush_secs=5, purge_step=resume_step + 1,
-                                         filename_suffix=f".resume{resume_step}")
+        # After a resume, a new event file (its own name even within the same second) hides later steps.
+        resumed = {} if resume_step is None else dict(purge_step=resume_step + 1,
+                                                      filename_suffix=f".resume{resume_step}")
+        directories = [out_dir] if members is None else [os.path.join(out_dir, "tensorboard", m) for m in members]
+        self._members = members
+        self._writers = [SummaryWriter(d, flush_secs=5, **resumed) for d in directories]
 
     def log(self, row: dict) -> None:
         """Writes ``row`` (with an integer ``step``) as one strict-JSON line (non-finite numbers
@@ -74,15 +84,18 @@ class RunLogger:
         with self._lock:
             self._file.write(line)
             self._file.flush()
-            for key, value in row.items():
-                if key != "step" and isinstance(value, (int, float)):
-                    self._writer.add_scalar(f"{_GROUPS.get(key, 'train')}/{key}", value, step)
+            for i, writer in enumerate(self._writers):
+                for key, value in row.items():
+                    value = value[i] if isinstance(value, list) else value
+                    if key != "step" and isinstance(value, (int, float)):
+                        writer.add_scalar(f"{_GROUPS.get(key, 'train')}/{key}", value, step)
 
     def close(self) -> None:
         """Flushes and closes both logs."""
         with self._lock:
             self._file.close()
-            self._writer.close()
+            for writer in self._writers:
+                writer.close()
 
     def __enter__(self) -> RunLogger:
         return self
@@ -138,36 +151,53 @@ class Curve:
     runs: int
 
 
-def _run_identity(run_dir: str) -> dict:
-    """What identifies a run's group: ``{"algo", "env", "config"}`` from ``config.json`` (or, for
-    runs written before ``config.json`` existed, ``summary.json``, which holds the same keys)."""
+def _run_info(run_dir: str) -> dict:
+    """``config.json`` of a run (or, for runs written before it existed, ``summary.json``,
+    which holds the same keys), checked for ``algo``, ``env`` and ``config``."""
     for name in ("config.json", "summary.json"):
         path = os.path.join(run_dir, name)
         if os.path.exists(path):
             try:
                 with open(path, encoding="utf-8") as f:
                     info = json.load(f)
-                return {"algo": info["algo"], "env": info["env"], "config": dict(info["config"])}
+                info["config"] = dict(info["config"])
+                if not (isinstance(info["algo"], str) and isinstance(info["env"], str)):
+                    raise TypeError
+                return info
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 raise ValueError(f"{path}: corrupt; expected a JSON object with algo, env and config") from None
     raise ValueError(f"{run_dir}: no config.json; expected a run directory written by `fnrl train`")
 
 
-def _series(run_dir: str, metric: str) -> dict[int, float]:
-    """``{step: value}`` of ``metric`` in one run; a one-line ValueError naming the metrics if absent."""
+def _runs(run_dir: str, metric: str) -> list[tuple[dict, dict[int, float]]]:
+    """``(identity, {step: value})`` of ``metric`` for each run in ``run_dir``: the run, or each
+    member of a sweep (``members`` in its ``config.json``), whose identity is the config with the
+    member's swept values. A one-line ValueError naming the metrics if ``metric`` is absent."""
+    info = _run_info(run_dir)
+    members = info.get("members") or [None]
     rows = read_metrics(run_dir)
-    series = {row["step"]: float(row[metric]) for row in rows if isinstance(row.get(metric), (int, float))}
-    if not series:
-        available = sorted({k for row in rows for k, v in row.items() if k != "step" and isinstance(v, (int, float))})
-        raise ValueError(f"unknown metric {metric!r} in {os.path.join(run_dir, METRICS)}; "
-                         f"available: {', '.join(available) or 'none'}")
-    return series
+    runs = []
+    for i, member in enumerate(members):
+        def value(row):
+            v = row.get(metric)
+            return v[i] if member is not None and isinstance(v, list) else v
+
+        series = {row["step"]: float(value(row)) for row in rows if isinstance(value(row), (int, float))}
+        if not series:
+            available = sorted({k for row in rows for k, v in row.items()
+                                if k != "step" and isinstance(v, (int, float, list))})
+            raise ValueError(f"unknown metric {metric!r} in {os.path.join(run_dir, METRICS)}; "
+                             f"available: {', '.join(available) or 'none'}")
+        swept = {k: v for k, v in (member or {}).items() if k != "seed"}
+        runs.append(({"algo": info["algo"], "env": info["env"], "config": {**info["config"], **swept}}, series))
+    return runs
 
 
 def group_runs(run_dirs: Sequence[str], metric: str = "episode_return") -> list[Curve]:
     """Groups runs that differ only in their seed; each group is one :class:`Curve`.
 
-    A group's curve is the mean and (population) standard deviation over its runs at the
+    A directory holding a sweep (``fnrl train --seeds/--sweep``) counts as its members. A
+    group's curve is the mean and (population) standard deviation over its runs at the
     steps every run of the group evaluated at. Labels are ``"<algo> on <env>"``, plus the
     config fields that tell groups of the same algorithm and environment apart.
     """
@@ -175,9 +205,8 @@ def group_runs(run_dirs: Sequence[str], metric: str = "episode_return") -> list[
         raise ValueError("no run directories given; pass one or more directories written by `fnrl train`")
     groups: dict[str, tuple[dict, list[dict[int, float]]]] = {}
     for run_dir in run_dirs:
-        series = _series(run_dir, metric)
-        identity = _run_identity(run_dir)
-        groups.setdefault(json.dumps(identity, sort_keys=True), (identity, []))[1].append(series)
+        for identity, series in _runs(run_dir, metric):
+            groups.setdefault(json.dumps(identity, sort_keys=True), (identity, []))[1].append(series)
 
     identities = [identity for identity, _ in groups.values()]
     curves = []
@@ -223,14 +252,7 @@ def _draw(curves: Sequence[Curve], path: str, ylabel: str, title: str) -> None:
     plt.close(fig)
 
 
-def plot_curve(steps, returns, path: str, title: str = "") -> None:
-    """Writes one run's learning curve (evaluation return against environment steps) to ``path``."""
-    returns = np.asarray(returns, dtype=float)
-    _draw([Curve("", np.asarray(steps), returns, np.zeros_like(returns), 1)], path,
-          "mean evaluation return", title)
-
-
-def plot_runs(run_dirs: Sequence[str], path: str, metric: str = "episode_return") -> None:
+def plot_runs(run_dirs: Sequence[str], path: str, metric: str = "episode_return", title: str = "") -> None:
     """Overlays the runs in ``run_dirs`` (``fnrl plot``): seeds of one config as mean ± std.
 
     Raises a one-line ValueError for a directory that is not a run, a metric it lacks, runs of
@@ -240,4 +262,4 @@ def plot_runs(run_dirs: Sequence[str], path: str, metric: str = "episode_return"
         raise ValueError(f"cannot write {path}: directory {os.path.dirname(path)} does not exist")
     curves = group_runs(run_dirs, metric)
     ylabel = "mean evaluation return" if metric == "episode_return" else metric
-    _draw(curves, path, ylabel, title="")
+    _draw(curves, path, ylabel, title)

@@ -23,6 +23,8 @@ import threading
 import time
 from typing import TextIO
 
+import numpy as np
+
 
 class Progress:
     """A progress display for ``total_steps`` environment steps written to ``stream``.
@@ -39,7 +41,7 @@ class Progress:
         self._interval_s = interval_s
         self._lock = threading.Lock()
         self._step = 0
-        self._return: float | None = None
+        self._return: str | None = None
         self._start: tuple[float, int] | None = None  # (time, step) of the first update
         self._last_line = 0.0
         self._bar = None
@@ -71,10 +73,11 @@ class Progress:
                 self._write(self._line(now), now)
 
     def evaluation(self, step, episode_return) -> None:
-        """Records an evaluation result at ``step``; prints it as a line."""
+        """Records an evaluation result at ``step`` (one return, or one per run of a sweep);
+        prints it as a line."""
         now = time.monotonic()
         with self._lock:
-            self._return = float(episode_return)
+            self._return = _returns(episode_return)
             self._advance(int(step), now)
             self._write(self._line(now), now)
 
@@ -101,7 +104,15 @@ class Progress:
         elapsed = now - self._start[0] if self._start else 0.0
         rate = (self._step - self._start[1]) / elapsed if elapsed > 0 else 0.0
         parts.append(f"{rate:.0f} steps/s" if rate > 0 else "- steps/s")
-        parts.append(f"return {self._return:.1f}" if self._return is not None else "return -")
+        parts.append(f"return {self._return or '-'}")
         eta = datetime.timedelta(seconds=round(max(self._total - self._step, 0) / rate)) if rate > 0 else "-"
         parts.append(f"eta {eta}")
         return "  ".join(parts)
+
+
+def _returns(episode_return) -> str:
+    """``187.3``, or for the runs of a sweep ``187.3 mean (min 150.2, max 200.0, 8 runs)``."""
+    values = [float(x) for x in np.ravel(episode_return)]
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{np.mean(values):.1f} mean (min {min(values):.1f}, max {max(values):.1f}, {len(values)} runs)"

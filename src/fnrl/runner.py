@@ -5,7 +5,9 @@ it chunk by chunk (:func:`drive`): it logs each evaluation (``metrics.jsonl`` an
 shows progress, stops at the first non-finite metric (:class:`NonFinite`), saves a checkpoint
 every ``checkpoint_every`` evaluations, and resumes from the newest usable checkpoint
 (:mod:`fnrl.checkpoint`). Every random key comes from the carry, so a resumed run ends with
-exactly the parameters of an uninterrupted one.
+exactly the parameters of an uninterrupted one. A :class:`fnrl.sweep.Sweep` (many seeds or
+hyperparameter values in one program) runs the same way, from its ``keys``; its rows hold one
+value per member.
 
 SIGINT (Ctrl-C) and SIGTERM (how schedulers preempt a job) are handled alike: the chunk that
 is running finishes, a checkpoint of it is saved, and :class:`Interrupted` is raised; the
@@ -25,11 +27,13 @@ import time
 from typing import Any, Callable
 
 import jax
+import numpy as np
 
 from fnrl.checkpoint import Checkpoints
 from fnrl.logging import RunLogger, read_metrics
 from fnrl.loops.core import Train
 from fnrl.progress import Progress
+from fnrl.sweep import Sweep, member_name
 
 __all__ = ["Compiled", "Interrupted", "NonFinite", "Result", "drive", "run", "stop_on_signals"]
 
@@ -95,15 +99,21 @@ class Compiled:
         self.seconds = time.perf_counter() - start
 
 
-def _to_host(metrics: dict) -> dict[str, float]:
-    """Scalar metrics as Python floats, in one transfer from the device."""
-    return {k: float(v) for k, v in jax.device_get(metrics).items()}
+def _to_host(metrics: dict) -> dict:
+    """Metrics as Python floats (lists of them for the runs of a sweep), in one transfer
+    from the device."""
+    return {k: np.asarray(v, float).tolist() for k, v in jax.device_get(metrics).items()}
 
 
-def _non_finite(row: dict, may_be_nan: tuple[str, ...]) -> list[str]:
+def _non_finite(row: dict, may_be_nan: tuple[str, ...], members: tuple[dict, ...] = ()) -> list[str]:
     """``name=value`` for each non-finite value of ``row`` but those named in ``may_be_nan``
-    (:attr:`fnrl.loops.core.Train.may_be_nan`)."""
-    return [f"{k}={v}" for k, v in row.items() if k not in may_be_nan and not math.isfinite(v)]
+    (:attr:`fnrl.loops.core.Train.may_be_nan`), with the member of a sweep it is of."""
+    bad = []
+    for k, v in row.items():
+        for i, x in enumerate(v) if isinstance(v, list) else [(None, v)]:
+            if k not in may_be_nan and not math.isfinite(x):
+                bad.append(f"{k}={x}" if i is None else f"{k}={x} ({member_name(members[i])})")
+    return bad
 
 
 def drive(train: Train, compiled: Compiled, carry: Any, done: int = 0, *, logger=None,
@@ -125,7 +135,7 @@ def drive(train: Train, compiled: Compiled, carry: Any, done: int = 0, *, logger
     start, start_step = time.perf_counter(), train.step(done)
 
     def check(chunk: int, values: dict) -> None:
-        if bad := _non_finite(values, train.may_be_nan):
+        if bad := _non_finite(values, train.may_be_nan, train.members if isinstance(train, Sweep) else ()):
             last = checkpoints.latest() if checkpoints is not None else None
             kept = (f"the last finite checkpoint is {checkpoints.directory}/{last} (step {train.step(last)})"
                     if last is not None else "no checkpoint was written")
@@ -226,7 +236,8 @@ def run(train: Train, key, out: str | None = None, *, resume: bool = False, chec
                 carry, done = compiled.init(key), 0
             else:
                 say(f"resuming {out} after step {train.step(done)}")
-            with RunLogger(out, resume_step=train.step(done) if resume else None) as logger:
+            members = [member_name(m) for m in train.members] if isinstance(train, Sweep) else None
+            with RunLogger(out, resume_step=train.step(done) if resume else None, members=members) as logger:
                 carry, wall_s = drive(train, compiled, carry, done, logger=logger, checkpoints=checkpoints,
                                       checkpoint_every=checkpoint_every, signals=signals)
     return Result(carry, read_metrics(out), wall_s, compiled.seconds, train.step(done))
