@@ -1,6 +1,7 @@
 """The ``fnrl`` command line.
 
     fnrl train <algo> --env ENV --steps N --seed S --out DIR [--config FILE] [--set key=value ...]
+    fnrl train <algo> ... --seeds 5 [--sweep KEY=V1,V2,...]   # many runs in one vmapped program
     fnrl train <algo> ... --print-config          # the effective config, as YAML; trains nothing
     fnrl train --resume DIR                        # continue a run from its newest checkpoint
     fnrl eval DIR [--episodes N]                   # evaluate a run's saved policy
@@ -9,8 +10,12 @@
     fnrl list
 
 ``<algo>`` is a name from ``fnrl list`` or a ``.py`` file defining ``Config`` and ``make_train``
-(your own algorithm). A config is built as class defaults < ``--config FILE`` (YAML or JSON) < ``--env``/``--steps`` <
-``--set key=value``. A run directory holds ``config.json`` (written first), ``metrics.jsonl``
+(your own algorithm). A config is built as class defaults < the tuned preset for the algorithm
+and environment (``fnrl/presets.yaml``; ``--no-preset`` leaves it out) < ``--config FILE`` (YAML
+or JSON) < ``--env``/``--steps`` < ``--set key=value``. ``--seeds`` and ``--sweep`` train the
+members of a seeds × values grid as one program (:mod:`fnrl.sweep`); their run directory holds
+one list per metric in ``metrics.jsonl``, a TensorBoard run per member under ``tensorboard/``,
+and per-member and per-grid-point returns in ``summary.json``. A run directory holds ``config.json`` (written first), ``metrics.jsonl``
 and TensorBoard event files (one row per evaluation, as the run goes), ``checkpoints/``
 (the whole training state after every ``--checkpoint-every`` evaluations; the newest two are
 kept), and at the end ``summary.json`` and ``curve.png``. ``--resume DIR`` continues from the

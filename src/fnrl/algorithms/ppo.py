@@ -28,7 +28,7 @@ Policies: categorical (discrete), Gaussian (continuous; the environment clips th
 closed-form entropy, so its bonus uses the pre-squash Gaussian's, an upper bound
 (H[tanh u] = H[u] + E[log(1 − tanh² u)] ≤ H[u]).
 
-Defaults are tuned for cartpole; the settings of the other results are in ``experiments/``.
+Defaults are tuned for cartpole; the tuned settings for other tasks are in ``fnrl/presets.yaml``.
 """
 from __future__ import annotations
 
