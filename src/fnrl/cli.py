@@ -4,7 +4,7 @@
     fnrl train <algo> ... --print-config          # the effective config, as YAML; trains nothing
     fnrl train --resume DIR                        # continue a run from its newest checkpoint
     fnrl eval DIR [--episodes N]                   # evaluate a run's saved policy
-    fnrl render DIR [--out FILE.html]              # an HTML viewer of one episode (Brax envs)
+    fnrl render DIR [--out FILE]                   # one episode: a GIF (classic control), an HTML viewer (Brax)
     fnrl plot DIR... [--out FILE.png]              # overlay runs; seeds as mean ± std
     fnrl list
 
@@ -84,9 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, default=32)
     evaluate.add_argument("--seed", type=int, default=0)
 
-    render = sub.add_parser("render", help="write a self-contained HTML viewer of one episode (Brax envs)")
+    render = sub.add_parser("render", help="draw one episode of a run's policy: an animated GIF (classic control) "
+                                            "or a self-contained HTML viewer (Brax envs)")
     render.add_argument("run", metavar="DIR")
-    render.add_argument("--out", help="HTML file to write (default DIR/episode.html)")
+    render.add_argument("--out", help="file to write: .gif for classic control, .html for Brax "
+                                      "(default DIR/episode.gif or DIR/episode.html)")
     render.add_argument("--seed", type=int, default=0)
     render.add_argument("--max-steps", type=int, help="stop the episode after this many steps")
 
@@ -378,18 +380,33 @@ def _eval(args) -> int:
 def _render(args) -> int:
     import jax
 
-    from fnrl.loops.core import obs_stats
-    from fnrl.render import RenderError, render_episode
+    from fnrl.loops.core import make_env, obs_stats
+    from fnrl.render import RenderError, episode_format, render_episode
 
-    out = args.out or os.path.join(args.run, "episode.html")
+    run = _read_run(args.run)
+    _, config = _build(run["algo"], run["config"], "config.json")  # compiles nothing
+    try:
+        kind = episode_format(make_env(config))  # "gif" or "html"
+    except ValueError as e:
+        raise _one_line(e) from None
+    out = args.out or os.path.join(args.run, f"episode.{kind}")
+    if os.path.splitext(out)[1].lower() != f".{kind}":
+        drawing = "an animated GIF" if kind == "gif" else "an HTML page"
+        raise UsageError(f"--out {out!r}: {config.env} renders as {drawing}, so --out must end in .{kind}")
     _writable_file(out, "--out")
     train, carry, config = _load_policy(args.run)
     try:
-        html = render_episode(train.env, train.act, carry.learner, jax.random.PRNGKey(args.seed),
-                              obs_stats=obs_stats(carry), max_steps=args.max_steps)
+        episode = render_episode(train.env, train.act, carry.learner, jax.random.PRNGKey(args.seed),
+                                 obs_stats=obs_stats(carry), max_steps=args.max_steps)
     except (ValueError, RenderError) as e:
         raise _one_line(e) from None
-    _write_atomic(out, html)
+    if kind == "html":
+        _write_atomic(out, episode)
+    else:  # GIF bytes, whole or not at all (as curve.png)
+        with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out))) as tmp:
+            with open(os.path.join(tmp, "episode.gif"), "wb") as f:
+                f.write(episode)
+            os.replace(os.path.join(tmp, "episode.gif"), out)
     print(f"wrote {out}")
     return 0
 
