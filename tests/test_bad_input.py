@@ -45,6 +45,13 @@ def _corrupt_config(run) -> None:
     (run / "config.json").write_text("{not json")
 
 
+def _retarget_to_tabular(run) -> None:
+    """The run's config.json names a tabular environment (which has no renderer)."""
+    config = json.loads((run / "config.json").read_text())
+    config["env"] = config["config"]["env"] = "tabular/chain"
+    (run / "config.json").write_text(json.dumps(config))
+
+
 # (argv, expected part of the one error line). {run} is a copy of the finished run, {tmp} the
 # test's directory; a case's setup (third element, optional) edits the copy first.
 CASES = {
@@ -119,9 +126,11 @@ CASES = {
     "eval without checkpoints": (["eval", "{run}"], "holds no checkpoint", _drop_checkpoints),
     "eval with every checkpoint corrupt": (["eval", "{run}"], "no usable checkpoint", _corrupt_every_checkpoint),
     "eval of zero episodes": (["eval", "{run}", "--episodes", "0"], "invalid --episodes 0"),
-    "render of a classic-control run": (["render", "{run}"], "brax/"),
-    "render --out that cannot be written": (["render", "{run}", "--out", "/dev/null/episode.html"],
-                                            "cannot write --out '/dev/null/episode.html'"),
+    "render of a run with no renderer": (["render", "{run}"], "cannot render tabular/chain", _retarget_to_tabular),
+    "render --out of the wrong kind": (["render", "{run}", "--out", "{tmp}/episode.html"],
+                                       "cartpole renders as an animated GIF, so --out must end in .gif"),
+    "render --out that cannot be written": (["render", "{run}", "--out", "/dev/null/episode.gif"],
+                                            "cannot write --out '/dev/null/episode.gif'"),
     "plot of no run": (["plot", "{tmp}/missing", "--out", "{tmp}/curves.png"], "no such file"),
     "plot of an unknown metric": (["plot", "{run}", "--metric", "nope", "--out", "{tmp}/curves.png"],
                                   "unknown metric 'nope'"),

@@ -116,7 +116,7 @@ def test_page_loads_nothing_from_the_network(page):
     assert '<script type="importmap">' in page and "es-module-shims" not in page
 
 
-@pytest.mark.parametrize("bad", [{"env": "cartpole"}, {"max_steps": 0}, {"max_steps": 2.5}])
+@pytest.mark.parametrize("bad", [{"env": "tabular/chain"}, {"max_steps": 0}, {"max_steps": 2.5}])
 def test_bad_input_gets_a_one_line_value_error(env, bad):
     target = envs.make(bad["env"]) if "env" in bad else env
     with pytest.raises(ValueError) as error:
@@ -214,3 +214,20 @@ def test_screenshot_shows_the_scene_offline(chromium, page, env, short_states, t
     (tmp_path / "cdn").mkdir()
     cdn = screenshot(chromium, html.render(env.unwrapped.sys, short_states), tmp_path / "cdn")
     assert body_shades(cdn)[0] == 0
+
+
+def test_fnrl_render_refuses_a_gif_out_for_brax_before_loading_anything(tmp_path, capsys):
+    """Only config.json is needed: --out is checked before the checkpoint is looked for."""
+    from fnrl.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"algo": "ppo", "seed": 0,
+                                                 "config": {"env": "brax/inverted_pendulum"}}))
+    capsys.readouterr()
+    assert main(["render", str(run), "--out", str(tmp_path / "episode.gif")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "brax/inverted_pendulum renders as an HTML page, so --out must end in .html" in err[0]
+    assert main(["render", str(run)]) == 2  # the default DIR/episode.html fits; then: no checkpoint
+    assert "holds no checkpoint" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["config.json", "run"]

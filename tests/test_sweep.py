@@ -85,6 +85,10 @@ def test_train_with_seeds_and_sweep_writes_every_member(sweep_run, capsys):
     report = json.loads(capsys.readouterr().out)
     assert [{k: v for k, v in m.items() if k != "episode_return"} for m in report["members"]] == members
     assert main(["plot", str(sweep_run), "--out", str(sweep_run / "plot.png")]) == 0
+    assert main(["render", str(sweep_run), "--member", "3", "--max-steps", "3", "--out", str(sweep_run / "m3.gif")]) == 0
+    assert (sweep_run / "m3.gif").read_bytes()[:6] == b"GIF89a"
+    assert main(["render", str(sweep_run), "--member", "4"]) == 2  # there are 4 runs
+    assert "invalid --member 4" in capsys.readouterr().err
 
 
 def test_a_sweep_resumes_to_the_same_results(sweep_run, tmp_path):

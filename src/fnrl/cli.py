@@ -5,7 +5,7 @@
     fnrl train <algo> ... --print-config          # the effective config, as YAML; trains nothing
     fnrl train --resume DIR                        # continue a run from its newest checkpoint
     fnrl eval DIR [--episodes N]                   # evaluate a run's saved policy
-    fnrl render DIR [--out FILE.html]              # an HTML viewer of one episode (Brax envs)
+    fnrl render DIR [--out FILE]                   # one episode: a GIF (classic control), an HTML viewer (Brax)
     fnrl plot DIR... [--out FILE.png]              # overlay runs; seeds as mean ± std
     fnrl list
 
@@ -95,11 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, default=32)
     evaluate.add_argument("--seed", type=int, default=0)
 
-    render = sub.add_parser("render", help="write a self-contained HTML viewer of one episode (Brax envs)")
+    render = sub.add_parser("render", help="draw one episode of a run's policy: an animated GIF (classic control) "
+                                            "or a self-contained HTML viewer (Brax envs)")
     render.add_argument("run", metavar="DIR")
-    render.add_argument("--out", help="HTML file to write (default DIR/episode.html)")
+    render.add_argument("--out", help="file to write: .gif for classic control, .html for Brax "
+                                      "(default DIR/episode.gif or DIR/episode.html)")
     render.add_argument("--seed", type=int, default=0)
     render.add_argument("--max-steps", type=int, help="stop the episode after this many steps")
+    render.add_argument("--member", type=int, default=0, metavar="I",
+                        help="of a --seeds/--sweep run: which run (its index in config.json's members; default 0)")
 
     plot = sub.add_parser("plot", help="overlay the learning curves of runs (seeds as mean ± std)")
     plot.add_argument("runs", nargs="+", metavar="DIR")
@@ -147,7 +151,8 @@ def _read_run(run_dir: str) -> dict:
         multi = run.get("seeds") is not None
         return {"algo": run["algo"], "seed": None if multi else int(run["seed"]), "config": dict(run["config"]),
                 "preset": run.get("preset"), "seeds": [int(s) for s in run["seeds"]] if multi else None,
-                "sweep": {k: list(v) for k, v in run["sweep"].items()} if multi else None}
+                "sweep": {k: list(v) for k, v in run["sweep"].items()} if multi else None,
+                "members": len(run["members"]) if multi else 1}
     except FileNotFoundError:
         raise UsageError(f"{run_dir!r} holds no run: {path} is missing") from None
     except OSError as e:
@@ -326,11 +331,11 @@ def _writable_file(path: str, flag: str) -> None:
         raise UsageError(f"cannot write {flag} {path!r}: {e.strerror or type(e).__name__}") from None
 
 
-def _write_atomic(path: str, text: str) -> None:
+def _write_atomic(path: str, data: str | bytes) -> None:
     """Writes ``path`` whole or not at all (temporary file, then rename), with the usual mode."""
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(path)), delete=False,
-                                     suffix=".tmp") as f:
-        f.write(text)
+    with tempfile.NamedTemporaryFile("wb" if isinstance(data, bytes) else "w",
+                                     dir=os.path.dirname(os.path.abspath(path)), delete=False, suffix=".tmp") as f:
+        f.write(data)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(f.name, 0o666 & ~umask)
@@ -504,18 +509,36 @@ def _eval(args) -> int:
 def _render(args) -> int:
     import jax
 
-    from fnrl.loops.core import obs_stats
-    from fnrl.render import RenderError, render_episode
+    from fnrl.loops.core import make_env, obs_stats
+    from fnrl.render import RenderError, episode_format, render_episode
+    from fnrl.sweep import Sweep
 
-    out = args.out or os.path.join(args.run, "episode.html")
+    run = _read_run(args.run)
+    _, config, _ = _build(run["algo"], run["config"], "config.json")  # compiles nothing
+    if not 0 <= args.member < run["members"]:
+        raise UsageError(f"invalid --member {args.member}: {args.run!r} holds {run['members']} run(s), "
+                         "numbered from 0")
+    try:
+        kind = episode_format(make_env(config))  # "gif" or "html"
+    except ValueError as e:
+        raise _one_line(e) from None
+    out = args.out or os.path.join(args.run, f"episode.{kind}")
+    if os.path.splitext(out)[1].lower() != f".{kind}":
+        drawing = "an animated GIF" if kind == "gif" else "an HTML page"
+        raise UsageError(f"--out {out!r}: {config.env} renders as {drawing}, so --out must end in .{kind}")
     _writable_file(out, "--out")
     train, carry, config = _load_policy(args.run)
+    act = train.act
+    if isinstance(train, Sweep):  # one member: its values, its slice of the carry
+        values = {k: v[args.member] for k, v in train.values.items()}
+        act = train.member(values).act
+        carry = jax.tree_util.tree_map(lambda x: x[args.member], carry)
     try:
-        html = render_episode(train.env, train.act, carry.learner, jax.random.PRNGKey(args.seed),
-                              obs_stats=obs_stats(carry), max_steps=args.max_steps)
+        episode = render_episode(train.env, act, carry.learner, jax.random.PRNGKey(args.seed),
+                                 obs_stats=obs_stats(carry), max_steps=args.max_steps)
     except (ValueError, RenderError) as e:
         raise _one_line(e) from None
-    _write_atomic(out, html)
+    _write_atomic(out, episode)  # GIF bytes or HTML text
     print(f"wrote {out}")
     return 0
 

@@ -1,10 +1,21 @@
-"""A self-contained HTML viewer of one Brax episode: Brax's own renderer, made to work offline.
+"""One episode of a policy, drawn: an animated GIF for classic control, an HTML viewer for Brax.
 
-    html = render_episode(fnrl.envs.make("brax/ant"), act, learner, jax.random.PRNGKey(0))
+    gif = render_episode(fnrl.envs.make("cartpole"), act, learner, jax.random.PRNGKey(0))   # bytes
+    html = render_episode(fnrl.envs.make("brax/ant"), act, learner, jax.random.PRNGKey(0))  # str
 
-:func:`episode_states` runs one episode of a policy (one jitted ``lax.scan``) and collects
-Brax's pipeline states; :func:`viewer_html` renders them with ``brax.io.html.render`` and
-inlines every script that page would load from a CDN, so the file opens anywhere, offline:
+:func:`episode_states` runs one episode of a policy (one jitted ``lax.scan``) and collects the
+environment's physical states: Brax's pipeline states, or a classic-control environment's
+state vector (``EnvState.internal``, e.g. ``(x, ẋ, θ, θ̇)`` for cart-pole).
+:func:`episode_format` says which file an environment renders to; tabular and bandit
+environments have no renderer.
+
+Classic control (:func:`episode_gif`): each frame is drawn with matplotlib (Agg, through a
+``Figure`` of its own: pyplot's global state is untouched) from the true state and the
+environment's own geometry (pole length and track limits, link lengths, the hill), labelled
+with its step, and the frames are written as a GIF with Pillow.
+
+Brax (:func:`viewer_html`): rendered with ``brax.io.html.render``, with every script that
+page would load from a CDN inlined, so the file opens anywhere, offline:
 
 - Brax's viewer modules (``brax/visualizer/js/*.js``, shipped in the brax wheel) become
   import-map entries pointing at ``data:`` URLs; their relative imports (``./animator.js``)
@@ -79,32 +90,49 @@ _IMPORT = re.compile(r"""\b(from|import)(\s*)(['"])([^'"]+)\3""")  # static ES m
 
 
 def render_episode(env: envs.Env, act: Callable, learner: Any, key, obs_stats=None,
-                   max_steps: int | None = None) -> str:
+                   max_steps: int | None = None) -> str | bytes:
     """One episode of ``act(learner, obs, key) -> (action, extras)`` on ``env`` (an unbatched
-    ``brax/<name>`` environment from :func:`fnrl.envs.make`, possibly wrapped), returned as a
-    self-contained HTML page (:func:`viewer_html` of :func:`episode_states`).
+    environment from :func:`fnrl.envs.make`, possibly wrapped), drawn as
+    :func:`episode_format` says: for classic control the bytes of an animated GIF
+    (:func:`episode_gif`), for ``brax/<name>`` a self-contained HTML page (:func:`viewer_html`).
 
     Raises:
-      ValueError: ``env`` is not a Brax environment, or ``max_steps`` is not a positive integer.
-      RenderError: the viewer's scripts could not be provided (one line: what and how).
+      ValueError: ``env`` has no renderer (one line naming those that do), or ``max_steps``
+        is not a positive integer.
+      RenderError: the Brax viewer's scripts could not be provided (one line: what and how).
     """
     states = episode_states(env, act, learner, key, obs_stats, max_steps)
+    if episode_format(env) == "gif":
+        return episode_gif(env, states)
     return viewer_html(_brax_env(env).sys, states)
+
+
+def episode_format(env: envs.Env) -> str:
+    """The file :func:`render_episode` makes of ``env``: ``"gif"`` (classic control) or
+    ``"html"`` (Brax); a one-line ValueError naming the renderable environments otherwise."""
+    inner = env.unwrapped
+    if isinstance(inner, BraxEnv):
+        return "html"
+    if getattr(inner, "name", None) in _CLASSIC:
+        return "gif"
+    raise ValueError(f"cannot render {getattr(inner, 'name', None) or type(inner).__name__}: fnrl.render draws "
+                     f"classic control ({', '.join(_CLASSIC)}) as a GIF and brax/<env> environments as HTML")
 
 
 def episode_states(env: envs.Env, act: Callable, learner: Any, key, obs_stats=None,
                    max_steps: int | None = None) -> list:
-    """Brax pipeline states of one episode: the reset state, then one per step up to and
+    """The physical states of one episode: the reset state, then one per step up to and
     including the step that ends the episode (termination or truncation), at most
     ``max_steps`` steps (default: :func:`fnrl.loops.evaluation.episode_limit`).
 
     The episode runs exactly as :func:`fnrl.loops.evaluation.evaluate` runs its episodes
     (:func:`fnrl.loops.evaluation.start_episodes`, here with one episode, and the same key splits);
     with the same key it is the episode ``evaluate(..., num_episodes=1)`` scores. Every fnrl
-    wrapper passes ``EnvState.internal`` through untouched, so there it is Brax's own
-    ``State`` (with a batch axis of 1), whose ``pipeline_state`` is collected.
+    wrapper passes ``EnvState.internal`` through untouched (with a batch axis of 1), so there
+    it is the environment's own state: for Brax a ``State``, whose ``pipeline_state`` is
+    collected; for classic control the state vector itself (a numpy array per frame).
     """
-    _brax_env(env)
+    physical = _physical_state(env)
     if max_steps is None:
         max_steps = episode_limit(env)
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps <= 0:
@@ -119,15 +147,144 @@ def episode_states(env: envs.Env, act: Callable, learner: Any, key, obs_stats=No
             action, _ = act(learner, state.obs, step_key)
             state = batched.step(state, action)
             done = jnp.maximum(state.termination, state.truncation)[0] > 0
-            return state, (state.internal.pipeline_state, done)
+            return state, (physical(state.internal), done)
 
         _, (states, done) = jax.lax.scan(step, state, jax.random.split(key, int(max_steps)))
         length = jnp.where(done.any(), jnp.argmax(done) + 1, max_steps)
-        return state.internal.pipeline_state, states, length
+        return physical(state.internal), states, length
 
     first, states, length = jax.device_get(run(learner, key, obs_stats))
     frames = jax.tree_util.tree_map(lambda f, s: np.concatenate([f, s[:length, 0]]), first, states)
     return [jax.tree_util.tree_map(operator.itemgetter(t), frames) for t in range(int(length) + 1)]
+
+
+def _physical_state(env: envs.Env) -> Callable:
+    """What :func:`episode_states` collects from ``EnvState.internal``."""
+    if episode_format(env) == "gif":
+        return lambda internal: internal
+    return lambda internal: internal.pipeline_state
+
+
+def episode_gif(env: envs.Env, states: list, dpi: int = 80) -> bytes:
+    """An animated GIF (bytes) of ``states`` (classic-control state vectors, e.g. from
+    :func:`episode_states`) of ``env``: one 4 x 3 inch frame per state (320 x 240 pixels at
+    the default ``dpi``), shown at the frame rate Gymnasium renders the environment at (to
+    the nearest 10 ms), each labelled with its step (which also keeps Pillow from merging
+    identical frames into one)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    if episode_format(env) != "gif":  # (itself a one-line ValueError for an env with no renderer)
+        raise ValueError("episode_gif draws classic control; a Brax environment renders as HTML (viewer_html)")
+    if not states:
+        raise ValueError("episode_gif needs at least one state")
+    inner = env.unwrapped
+    draw, fps = _CLASSIC[inner.name]
+    figure = Figure(figsize=(4, 3), dpi=dpi)
+    canvas = FigureCanvasAgg(figure)
+    ax = figure.add_axes((0, 0, 1, 1))
+    frames = []
+    for t, state in enumerate(states):
+        ax.clear()
+        ax.set_axis_off()
+        draw(ax, inner, np.asarray(state, np.float64))
+        ax.set_aspect("equal", adjustable="box")  # true proportions, centred in the frame
+        ax.text(0.02, 0.97, f"{inner.name}  step {t}", transform=figure.transFigure, ha="left", va="top",
+                fontsize=8, color="0.4")
+        canvas.draw()
+        frames.append(Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]))
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=10 * round(100 / fps),
+                   loop=0)  # GIF delays are whole centiseconds
+    return buffer.getvalue()
+
+
+# Classic control, drawn as Gymnasium draws it (its colours and proportions), in world units
+# with y up. Each function draws one whole frame of ``state`` (the env's ``internal``).
+
+def _draw_cartpole(ax, env, state) -> None:
+    """The track between the termination limits ±x_threshold, the cart (black) at x and the
+    pole (tan), 2·length long (``length`` is the half-length), tilted by θ (θ > 0 leans to +x)."""
+    from matplotlib.patches import Circle, Polygon, Rectangle
+
+    x, _, theta, _ = state
+    limit, pole = env.x_threshold, 2 * env.length
+    ax.plot([-limit - 0.5, limit + 0.5], [0, 0], [-limit, -limit], [-0.1, 0.1], [limit, limit], [-0.1, 0.1],
+            color="0.5", lw=1, zorder=0)
+    ax.add_patch(Rectangle((x - 0.25, -0.15), 0.5, 0.3, color="black"))
+    tilt = np.array([np.sin(theta), np.cos(theta)])
+    across = 0.04 * np.array([tilt[1], -tilt[0]])
+    base = np.array([x, 0.1])
+    ax.add_patch(Polygon([base - across, base + across, base + across + pole * tilt, base - across + pole * tilt],
+                         color=(0.8, 0.6, 0.4)))
+    ax.add_patch(Circle(base, 0.04, color=(0.5, 0.5, 0.8)))
+    ax.set_xlim(-limit - 0.5, limit + 0.5)
+    ax.set_ylim(-0.4, pole + 0.4)
+
+
+def _draw_pendulum(ax, env, state) -> None:
+    """The rod (red), ``length`` long, from the pivot at angle θ from upright (θ > 0
+    counter-clockwise, the direction of positive torque)."""
+    theta, reach = state[0], env.length
+    tip = reach * np.array([-np.sin(theta), np.cos(theta)])
+    ax.plot([0, tip[0]], [0, tip[1]], color=(0.8, 0.3, 0.3), lw=8, solid_capstyle="round")
+    ax.plot([0], [0], "o", color="black", ms=4)
+    ax.set_xlim(-1.2 * reach, 1.2 * reach)
+    ax.set_ylim(-1.2 * reach, 1.2 * reach)
+
+
+def _draw_acrobot(ax, env, state) -> None:
+    """Both links (teal; each ``link_length_1`` long, as the env's tip test assumes) from the
+    fixed pivot, θ₁ from hanging down and θ₂ relative to the first link, and the bar the tip
+    must rise above (height 1)."""
+    theta1, theta2 = state[0], state[1]
+    length = env.link_length_1
+    elbow = length * np.array([np.sin(theta1), -np.cos(theta1)])
+    tip = elbow + length * np.array([np.sin(theta1 + theta2), -np.cos(theta1 + theta2)])
+    reach = 2 * length + 0.2
+    ax.plot([-reach, reach], [1.0, 1.0], color="black", lw=1)
+    ax.plot([0, elbow[0], tip[0]], [0, elbow[1], tip[1]], color=(0.0, 0.8, 0.8), lw=6, solid_capstyle="round")
+    ax.plot([0, elbow[0]], [0, elbow[1]], "o", color=(0.8, 0.8, 0.0), ms=4)
+    ax.set_xlim(-reach, reach)
+    ax.set_ylim(-reach, reach)
+
+
+def _hill(position):
+    """The height Gymnasium draws the mountain car's hill at: the dynamics' gravity term
+    −0.0025 cos(3p) is the slope of a potential ∝ sin(3p)."""
+    return 0.45 * np.sin(3 * position) + 0.55
+
+
+def _draw_mountaincar(ax, env, state) -> None:
+    """The hill from min_position to max_position, the flag at goal_position and the car
+    (black), standing on the hill at its position, tilted with the slope."""
+    from matplotlib.patches import Polygon
+
+    position = state[0]
+    xs = np.linspace(env.min_position, env.max_position, 200)
+    ax.plot(xs, _hill(xs), color="black", lw=1.5)
+    goal = env.goal_position
+    ax.plot([goal, goal], [_hill(goal), _hill(goal) + 0.12], color="black", lw=1)
+    ax.add_patch(Polygon([(goal, _hill(goal) + 0.12), (goal, _hill(goal) + 0.08), (goal + 0.08, _hill(goal) + 0.1)],
+                         color=(0.8, 0.8, 0.0)))
+    slope = np.arctan(1.35 * np.cos(3 * position))  # d/dp of _hill
+    along, up = np.array([np.cos(slope), np.sin(slope)]), np.array([-np.sin(slope), np.cos(slope)])
+    bottom = np.array([position, _hill(position)]) + 0.01 * up
+    ax.add_patch(Polygon([bottom - 0.06 * along, bottom + 0.06 * along,
+                          bottom + 0.06 * along + 0.06 * up, bottom - 0.06 * along + 0.06 * up], color="black"))
+    ax.set_xlim(env.min_position - 0.05, env.max_position + 0.05)
+    ax.set_ylim(-0.05, 1.15)
+
+
+# Environment name -> (drawing function, frames per second: Gymnasium's ``render_fps``).
+_CLASSIC = {
+    "cartpole": (_draw_cartpole, 50),
+    "pendulum": (_draw_pendulum, 30),
+    "acrobot": (_draw_acrobot, 15),
+    "mountaincar": (_draw_mountaincar, 30),
+    "mountaincar_continuous": (_draw_mountaincar, 30),
+}
 
 
 def viewer_html(sys: Any, states: list) -> str:
@@ -244,4 +401,4 @@ def _fill_cache(name: str, folder: Path) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-__all__ = ["render_episode", "episode_states", "viewer_html", "RenderError"]
+__all__ = ["render_episode", "episode_format", "episode_states", "episode_gif", "viewer_html", "RenderError"]
