@@ -1,6 +1,7 @@
-"""Many runs in one program (fnrl.sweep): each member of a seeds × hyperparameter grid is the
-single run with its values and seed, in the library and through ``fnrl train --seeds/--sweep``
-(metrics per member, TensorBoard runs, summary, eval, plot, resume)."""
+"""Many runs in one program (fnrl.sweep): each member of a seeds × hyperparameter grid computes
+the single run with its values and seed (equal to float32 rounding over a short run), in the
+library and through ``fnrl train --seeds/--sweep`` (metrics per member, TensorBoard runs,
+summary, eval, plot, render, resume)."""
 from __future__ import annotations
 
 import dataclasses

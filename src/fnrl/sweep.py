@@ -6,8 +6,10 @@
 
 The *members* are the points of the grid (every combination of the swept values, the first
 key varying slowest) times the seeds. Member ``(values, seed)`` is the run
-``module.make_train(config with values)`` from ``jax.random.PRNGKey(seed)`` -- the run
-``fnrl train --seed SEED --set KEY=VALUE ...`` makes -- and a :class:`Sweep` is a
+``module.make_train(config with values)`` from ``jax.random.PRNGKey(seed)`` -- the computation
+of ``fnrl train --seed SEED --set KEY=VALUE ...``, with the same keys, though batched arithmetic
+rounds differently (equal to float32 rounding over a short run; over a long one the two drift
+apart as any two orderings of a chaotic computation do) -- and a :class:`Sweep` is a
 :class:`fnrl.loops.core.Train` whose three pieces are those of every member, ``jax.vmap``-ed:
 its carry and metrics have a leading member axis. Every point of a grid uses the same seeds.
 
