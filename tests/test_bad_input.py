@@ -131,7 +131,7 @@ CASES = {
                                        "cartpole renders as an animated GIF, so --out must end in .gif"),
     "render --out that cannot be written": (["render", "{run}", "--out", "/dev/null/episode.gif"],
                                             "cannot write --out '/dev/null/episode.gif'"),
-    "plot of no run": (["plot", "{tmp}/missing", "--out", "{tmp}/curves.png"], "no such file"),
+    "plot of no run": (["plot", "{tmp}/missing", "--out", "{tmp}/curves.png"], "missing: no config.json"),
     "plot of an unknown metric": (["plot", "{run}", "--metric", "nope", "--out", "{tmp}/curves.png"],
                                   "unknown metric 'nope'"),
     "plot --out that cannot be written": (["plot", "{run}", "--out", "/dev/null/curves.png"],

@@ -73,7 +73,7 @@ def test_train_vmaps_over_seeds():
 def test_the_first_line_says_what_runs_when_the_steps_are_rounded(tmp_path, capsys):
     """100 steps of 2 environments x 8 steps per update in 2 evaluation periods: 4 whole updates
     per period, 128 steps, and the first line says so."""
-    argv = ["train", "reinforce", "--env", "cartpole", "--steps", "100", "--out", str(tmp_path / "run"),
+    argv = ["train", "reinforce", "--env", "cartpole", "--steps", "100", "--out", str(tmp_path / "run"), "--no-preset",
             "--set", "num_envs=2", "--set", "rollout_length=8", "--set", "num_evals=2", "--set", "eval_episodes=1",
             "--set", "hidden_sizes=8"]
     assert main(argv) == 0
@@ -88,7 +88,7 @@ def test_a_short_run_gets_fewer_evaluations_not_more_steps(tmp_path, capsys):
     """PPO's 8 x 64 = 512 steps per update: 1,000 steps are 2 updates, so the run evaluates
     twice (not num_evals=20 times, which would take 20 updates) and the first line says so."""
     out = tmp_path / "run"
-    argv = ["train", "ppo", "--env", "cartpole", "--steps", "1000", "--out", str(out), "--set", "eval_episodes=1",
+    argv = ["train", "ppo", "--env", "cartpole", "--steps", "1000", "--out", str(out), "--no-preset", "--set", "eval_episodes=1",
             "--set", "hidden_sizes=8"]
     assert main(argv) == 0
     first = capsys.readouterr().out.splitlines()[0]

@@ -59,7 +59,7 @@ TWO_DEVICES = textwrap.dedent("""
     fields = json.loads(sys.argv[1])["reinforce"]
     sets = [f"{k}={v}" for k, v in fields.items() if k not in ("env", "total_steps", "hidden_sizes")]
     argv = ["train", "reinforce", "--env", "cartpole", "--steps", str(fields["total_steps"]),
-            "--out", f"{sys.argv[2]}/cli", "--set", "hidden_sizes=16", "--set", "num_devices=2"]
+            "--out", f"{sys.argv[2]}/cli", "--set", "hidden_sizes=16", "--set", "num_devices=2", "--no-preset"]
     assert main(argv + [a for s in sets for a in ("--set", s)]) == 0
     assert main(["train", "--resume", f"{sys.argv[2]}/cli"]) == 0  # resumes after the last chunk: nothing to do
 """)

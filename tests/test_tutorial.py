@@ -67,11 +67,11 @@ def test_expectile_outside_the_open_unit_interval_is_refused(expectile):
 
 
 def test_command_line_trains_the_seeds_it_is_given():
-    """The shortest run: one update per evaluation, 20 evaluations of 2048 steps each."""
+    """The shortest run: one update of 2048 steps, so one evaluation (not num_evals of them)."""
     result = _command("--steps", "1", "--seeds", "0", "7")
     assert result.returncode == 0, result.stderr
     line = result.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"evaluation return per seed after 40960 steps: \[\s*[\d.]+\s+[\d.]+\s*\]", line), line
+    assert re.fullmatch(r"evaluation return per seed after 2048 steps: \[\s*[\d.]+\s+[\d.]+\s*\]", line), line
 
 
 def test_command_line_refuses_an_invalid_expectile_in_one_line():
