@@ -103,6 +103,15 @@ def make_sweep(module, config, seeds, grid: dict[str, list] | None = None) -> Sw
     def member(point: dict) -> Train:
         return module.make_train(_traced(config, point))
 
+    init, advance, evaluate = _vmapped(member, values)
+    fields = {f.name: getattr(module.make_train(config), f.name) for f in dataclasses.fields(Train)}
+    fields.update(init=init, advance=advance, evaluate=evaluate, on_eval=None)
+    return Sweep(**fields, members=members, keys=keys, member=member, values=values)
+
+
+def _vmapped(member: Callable, values: dict):
+    """``(init, advance, evaluate)`` of the runs ``member(values of one member)``, vmapped over
+    the members' ``values`` (``{key: [members]}``)."""
     def init(keys):
         return jax.vmap(lambda v, k: member(v).init(k))(values, keys)
 
@@ -113,20 +122,15 @@ def make_sweep(module, config, seeds, grid: dict[str, list] | None = None) -> Sw
         carry, row = jax.vmap(lambda v, c, m: member(v).evaluate(c, m))(values, carry, metrics)
         return carry, {**row, "step": row["step"][0]}  # every member has taken the same steps
 
-    fields = {f.name: getattr(module.make_train(config), f.name) for f in dataclasses.fields(Train)}
-    fields.update(init=init, advance=advance, evaluate=evaluate, on_eval=None)
-    return Sweep(**fields, members=members, keys=keys, member=member, values=values)
+    return init, advance, evaluate
 
 
 def check_traceable(sweep: Sweep) -> None:
     """Traces ``sweep`` (compiles nothing); a one-line :class:`~fnrl.config.ConfigError` naming
     the swept keys whose values the algorithm needs as Python values (an ``if``, a shape)."""
     def trace(values):
-        def run(keys):
-            carry = jax.vmap(lambda v, k: sweep.member(v).init(k))(values, keys)
-            carry, metrics = jax.vmap(lambda v, c: sweep.member(v).advance(c))(values, carry)
-            return jax.vmap(lambda v, c, m: sweep.member(v).evaluate(c, m))(values, carry, metrics)
-        jax.eval_shape(run, sweep.keys)
+        init, advance, evaluate = _vmapped(sweep.member, values)
+        jax.eval_shape(lambda keys: evaluate(*advance(init(keys))), sweep.keys)
 
     try:
         trace(sweep.values)
