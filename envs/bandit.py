@@ -22,11 +22,21 @@ from fnrl.envs import register
 from fnrl.envs.core import Env, EnvState, Spec, as_float
 
 
+def _gaps(means: chex.Array, actions: chex.Array) -> chex.Array:
+    """The per-step expected regret μ* − μ_{a_t}, [T, ...], with the argument checks."""
+    means, actions = jnp.asarray(means), jnp.asarray(actions)
+    chex.assert_rank(means, 1, custom_message="means must be the arm means, shape [k]")
+    chex.assert_type(actions, int, custom_message="actions must be integer arm indices, shape [T, ...]")
+    if actions.ndim < 1:
+        raise ValueError(f"actions must be time-major [T, ...], got a scalar of shape {actions.shape}")
+    return jnp.max(means) - means[actions]
+
+
 def regret(means: chex.Array, actions: chex.Array) -> chex.Array:
     """Expected (pseudo-)regret of an action sequence: Σ_t (μ* − μ_{a_t}), μ* = max_a μ_a.
 
-    (Lai & Robbins 1985; Auer, Cesa-Bianchi & Fischer 2002.) Its running total, the regret
-    curve, is ``jnp.cumsum(means.max() - means[actions], axis=0)``.
+    (Lai & Robbins 1985; Auer, Cesa-Bianchi & Fischer 2002.) Its running total over time is
+    :func:`cumulative_regret`.
 
     Args:
       means: the arm means μ, shape [k].
@@ -34,12 +44,13 @@ def regret(means: chex.Array, actions: chex.Array) -> chex.Array:
     Returns:
       The regret summed over time, shape ``actions.shape[1:]``.
     """
-    means, actions = jnp.asarray(means), jnp.asarray(actions)
-    chex.assert_rank(means, 1, custom_message="means must be the arm means, shape [k]")
-    chex.assert_type(actions, int, custom_message="actions must be integer arm indices, shape [T, ...]")
-    if actions.ndim < 1:
-        raise ValueError(f"actions must be time-major [T, ...], got a scalar of shape {actions.shape}")
-    return jnp.sum(jnp.max(means) - means[actions], axis=0)
+    return jnp.sum(_gaps(means, actions), axis=0)
+
+
+def cumulative_regret(means: chex.Array, actions: chex.Array) -> chex.Array:
+    """The regret curve R(t) = Σ_{s ≤ t} (μ* − μ_{a_s}) of time-major ``actions`` [T, ...] (same
+    shape); its last entry is :func:`regret`."""
+    return jnp.cumsum(_gaps(means, actions), axis=0)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -148,4 +159,4 @@ class GaussianBandit(_Bandit):
 register("bandit/bernoulli", BernoulliBandit)
 register("bandit/gaussian", GaussianBandit)
 
-__all__ = ["BernoulliBandit", "GaussianBandit", "regret"]
+__all__ = ["BernoulliBandit", "GaussianBandit", "cumulative_regret", "regret"]

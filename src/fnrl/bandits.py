@@ -10,8 +10,8 @@ N_a and reward sums S_a, and the number of pulls so far t = Σ_a N_a):
 Every Bayesian posterior used here is conjugate, so the counts and sums are sufficient
 statistics for the Thompson samplers too. :func:`run` plays one policy against an ``fnrl.envs``
 ``bandit/*`` environment for T steps in one ``lax.scan``; :func:`run_many` vmaps it over keys
-(thousands of independent runs in one program). :func:`cumulative_regret` is the expected
-regret curve (``fnrl.envs.bandit.regret`` summed over time), and :func:`lai_robbins_bound` the
+(thousands of independent runs in one program). :func:`cumulative_regret` (from
+:mod:`fnrl.envs.bandit`) is the expected regret curve, and :func:`lai_robbins_bound` the
 asymptotic lower bound it is measured against.
 
 Conventions: the index policies (ε-greedy's greedy arm, UCB1, KL-UCB) give an arm that has not
@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy
 
+from fnrl.envs.bandit import cumulative_regret  # the regret curve, re-exported with the policies
 from fnrl.types import Array
 
 
@@ -280,15 +281,6 @@ def run_many(policy: Policy, env, key: chex.PRNGKey, num_steps: int, num_runs: i
     _check_int("bandits.run_many", "num_runs", num_runs, lambda n: n >= 1, "a positive integer")
     keys = jax.random.split(key, num_runs)
     return jax.vmap(lambda k: run(policy, env, k, num_steps), out_axes=1)(keys)
-
-
-def cumulative_regret(means: Array, arms: Array) -> Array:
-    """The expected regret curve R(t) = Σ_{s ≤ t} (μ* − μ_{a_s}) of time-major ``arms`` [T, ...]
-    (its last entry is ``fnrl.envs.bandit.regret(means, arms)``)."""
-    means, arms = jnp.asarray(means, jnp.float32), jnp.asarray(arms)
-    chex.assert_rank(means, 1, custom_message="cumulative_regret: `means` must be the arm means, shape [k]")
-    chex.assert_type(arms, int, custom_message="cumulative_regret: `arms` must be integer arm indices, [T, ...]")
-    return jnp.cumsum(jnp.max(means) - means[arms], axis=0)
 
 
 # ---------------------------------------------------------------------------------- the bound
