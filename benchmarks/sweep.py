@@ -31,19 +31,15 @@ def measure(algo: str, runs: int, repeats: int) -> dict:
     config = presets.config(algo, env, total_steps=steps, num_evals=2)
     rate = next(f for f in ("learning_rate", "critic_learning_rate") if hasattr(config, f))
     rates = (getattr(config, rate) * np.logspace(-0.5, 0.5, runs)).tolist()
-    programs = {
-        "one run": (module.make_train(config), jax.random.PRNGKey(0)),
-        f"{runs} seeds": make_sweep(module, config, range(runs)),
-        f"{runs} {rate}s": make_sweep(module, config, [0], {rate: rates}),
-    }
-    compiled, seconds, members = {}, {}, {}
-    for name, program in programs.items():
-        train, key = program if isinstance(program, tuple) else (program, program.keys)
-        (compiled[name], seconds[name]), members[name] = compile_aot(train, key), len(getattr(train, "members", [0]))
-        compiled[name] = (compiled[name], key)
-    times = best_times(compiled, repeats)
-    run_steps = module.make_train(config).step(module.make_train(config).num_chunks)
-    return {name: (members[name] * run_steps / times[name], seconds[name]) for name in programs}
+    one = module.make_train(config)
+    seeds, sweep = make_sweep(module, config, range(runs)), make_sweep(module, config, [0], {rate: rates})
+    programs = {"one run": (one, jax.random.PRNGKey(0), 1), f"{runs} seeds": (seeds, seeds.keys, runs),
+                f"{runs} {rate}s": (sweep, sweep.keys, runs)}  # (train, its key(s), runs)
+    compiled = {name: compile_aot(train, key) for name, (train, key, _) in programs.items()}
+    times = best_times({name: (program, programs[name][1]) for name, (program, _) in compiled.items()}, repeats)
+    run_steps = one.step(one.num_chunks)
+    return {name: (members * run_steps / times[name], compiled[name][1])
+            for name, (_, _, members) in programs.items()}
 
 
 def main(argv=None) -> None:

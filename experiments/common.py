@@ -8,20 +8,21 @@ variant's changes) and trained the same way (one :mod:`fnrl.sweep` program of 5 
 what that command prints. Each ``<family>_<task>.py`` script names its variants, budget and
 target; :func:`report` writes ``table.md``, ``curves.json`` and ``curve.png``.
 
-Import this module before JAX runs anything: it turns off XLA:CPU's concurrency-optimised
-scheduler, with which some vmapped training programs (NPG, TRPO) deadlock on CPU in jax 0.10.2
-(every XLA worker thread parks on a futex and the run never finishes); ``fnrl train`` does the
-same.
+Import this module before JAX runs anything: like ``fnrl train``, it turns off XLA:CPU's
+concurrency-optimised scheduler (:func:`fnrl.cli.cpu_scheduler_workaround`), with which some
+vmapped training programs (NPG, TRPO) deadlock on CPU in jax 0.10.2 (every XLA worker thread
+parks on a futex and the run never finishes).
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+from typing import NamedTuple
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_concurrency_optimized_scheduler=false").strip()
+from fnrl.cli import cpu_scheduler_workaround
 
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-from typing import NamedTuple  # noqa: E402
+cpu_scheduler_workaround()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

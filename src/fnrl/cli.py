@@ -555,17 +555,17 @@ def _plot(args) -> int:
     return 0
 
 
-def _cpu_scheduler_workaround() -> None:
+def cpu_scheduler_workaround() -> None:
     """Turns off XLA:CPU's concurrency-optimised scheduler, with which some vmapped training
     programs (NPG and TRPO over seeds) deadlock on CPU in jax 0.10.2; it has effect only when
-    set before JAX starts its backend (as the command line does)."""
+    set before JAX starts its backend (as the command line and the experiments do)."""
     flag = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
     if flag not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
 
 
 def main(argv=None) -> int:
-    _cpu_scheduler_workaround()
+    cpu_scheduler_workaround()
     args = _parser().parse_args(argv)
     commands = {"list": lambda a: _list() or 0, "train": _train, "eval": _eval, "render": _render, "plot": _plot}
     try:

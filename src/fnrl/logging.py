@@ -72,7 +72,6 @@ class RunLogger:
         resumed = {} if resume_step is None else dict(purge_step=resume_step + 1,
                                                       filename_suffix=f".resume{resume_step}")
         directories = [out_dir] if members is None else [os.path.join(out_dir, "tensorboard", m) for m in members]
-        self._members = members
         self._writers = [SummaryWriter(d, flush_secs=5, **resumed) for d in directories]
 
     def log(self, row: dict) -> None:
