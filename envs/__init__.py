@@ -12,6 +12,7 @@ import difflib
 import inspect
 from typing import Callable
 
+from fnrl.config import parse_call
 from fnrl.envs.core import Env, EnvState, Spec, Wrapper
 from fnrl.envs.wrappers import TimeLimit, wrap
 
@@ -35,12 +36,19 @@ def list() -> list[str]:  # noqa: A001 - public contract name
 
 
 def make(name: str, **kwargs) -> Env:
-    """Builds the environment registered as ``name``.
+    """Builds the environment registered as ``name``, with ``kwargs`` for its factory.
+
+    The name may carry the keyword arguments itself, as Python literals --
+    ``make("tabular/chain(num_states=20, slip=0.0)")`` equals
+    ``make("tabular/chain", num_states=20, slip=0.0)`` -- which is how a config's ``env`` (and
+    so ``fnrl train --env``) names a variant (:func:`fnrl.config.parse_call`).
 
     Raises:
       ValueError: one line naming the unknown environment and its closest matches, or the
         keyword arguments the environment does not accept.
     """
+    name, arguments = parse_call(name, "environment")
+    kwargs = {**arguments, **kwargs}
     _load_builtin(_modules_for(name))
     if name not in _REGISTRY:
         _load_builtin()

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import fnrl.envs
 from fnrl import algorithms
 from fnrl.algorithms import npg, ppo, sac
 from fnrl.config import ConfigError, apply, dump, load_file, override, to_dict
@@ -196,3 +197,25 @@ def test_empty_yaml_is_no_change_and_a_bom_is_allowed(tmp_path):
     path = tmp_path / "bom.json"
     path.write_bytes(b'\xef\xbb\xbf{"num_envs": 4}')
     assert load_file(str(path)) == {"num_envs": 4}
+
+
+def test_parse_call_reads_keyword_literals():
+    from fnrl.config import parse_call
+    assert parse_call("cartpole", "environment") == ("cartpole", {})
+    assert parse_call(" tabular/chain(num_states=20, slip=0.0) ", "environment") == (
+        "tabular/chain", {"num_states": 20, "slip": 0.0})
+    assert parse_call("bandit/bernoulli(means=[0.9, 0.5])", "environment") == ("bandit/bernoulli", {"means": (0.9, 0.5)})
+
+
+@pytest.mark.parametrize("text", ["x(1)", "x(a=b)", "(a=1)", "x(a=1", "x(**k)", "x)"])
+def test_parse_call_refuses_what_is_not_keyword_literals(text):
+    from fnrl.config import parse_call
+    with pytest.raises(ConfigError, match=r"^environment .*: write NAME\(key=value, \.\.\.\)"):
+        parse_call(text, "environment")
+
+
+def test_environment_names_carry_arguments():
+    env = fnrl.envs.make("tabular/chain(num_states=7)")
+    assert env.unwrapped.mdp.transitions.shape == (7, 2, 7)
+    with pytest.raises(ValueError, match="unexpected keyword argument 'foo'"):
+        fnrl.envs.make("tabular/chain(foo=1)")

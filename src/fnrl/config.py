@@ -22,6 +22,7 @@ them) and ``1e-3`` is a number (YAML 1.1 reads it as a string).
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
@@ -277,3 +278,39 @@ def dump(config: ConfigT) -> str:
     :func:`load_file` and :func:`apply` read it back to an equal config."""
     return yaml.dump(to_dict(config), Dumper=_Dumper, sort_keys=False, default_flow_style=None,
                      width=float("inf"))
+
+
+def parse_call(text: str, what: str) -> tuple[str, dict]:
+    """Splits a name with keyword arguments, ``"name(key=value, ...)"``, into ``(name, kwargs)``.
+
+    The values are Python literals (numbers, strings, booleans, ``None``, tuples and lists,
+    which become tuples): ``"tabular/chain(num_states=20, slip=0.0)"`` or
+    ``"bandit/bernoulli(means=(0.9, 0.5))"``. A plain ``"name"`` gives ``(name, {})``.
+    ``what`` names the kind of thing in the error (``"environment"``, ...).
+
+    Raises:
+      ConfigError: one line, when the arguments are not ``key=value`` literals.
+    """
+    text = text.strip()
+    if "(" not in text and ")" not in text:
+        return text, {}
+    name, _, arguments = text.partition("(")
+    usage = f"{what} {text!r}: write NAME(key=value, ...) with Python literals as values, e.g. tabular/chain(num_states=20)"
+    try:
+        call = ast.parse(f"f({arguments}", mode="eval").body
+    except SyntaxError:
+        raise ConfigError(usage) from None
+    if not name.strip() or not isinstance(call, ast.Call) or call.args or any(k.arg is None for k in call.keywords):
+        raise ConfigError(usage)
+    kwargs = {}
+    for keyword in call.keywords:
+        try:
+            value = ast.literal_eval(keyword.value)
+        except ValueError:
+            raise ConfigError(f"{usage} ({keyword.arg}= is not a literal)") from None
+        kwargs[keyword.arg] = _tuples(value)
+    return name.strip(), kwargs
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
