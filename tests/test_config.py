@@ -111,7 +111,7 @@ def test_file_values_take_the_fields_types(tmp_path):
 
 
 @pytest.mark.parametrize("mapping, expected", [
-    ({"lr": 0.1}, "run.yaml: unknown config key 'lr' for ppo; accepted: anneal_lr, clip_epsilon,"),
+    ({"lr": 0.1}, "run.yaml: unknown config key 'lr' for ppo; accepted: anneal_lr, bonus, bonus_form,"),
     ({"num_envs": 4.5}, "run.yaml: invalid num_envs=4.5: must be an integer"),
     ({"num_envs": True}, "run.yaml: invalid num_envs=True: must be an integer"),
     ({"num_envs": "4"}, "run.yaml: invalid num_envs='4': must be an integer"),
@@ -154,7 +154,7 @@ def test_override_reads_values_as_yaml():
     ("gamma=null", "--set: invalid gamma='null': must be a number"),
     ("hidden_sizes=[32,", "--set: invalid hidden_sizes='[32,': must be a list of integers"),
     ("hidden_sizes=(32, 32)", "--set: invalid hidden_sizes='(32, 32)': must be a list of integers"),
-    ("lr=3", "--set: unknown config key 'lr' for ppo; accepted: anneal_lr, clip_epsilon,"),
+    ("lr=3", "--set: unknown config key 'lr' for ppo; accepted: anneal_lr, bonus, bonus_form,"),
     ("num_envs", "invalid override 'num_envs': expected key=value"),
     ("gamma=1.5", "invalid gamma=1.5: must be in [0, 1]"),
 ])

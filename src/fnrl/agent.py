@@ -1,6 +1,6 @@
 """The one contract between an algorithm and a training loop.
 
-An algorithm is an :class:`Agent`: three pure functions over its ``learner`` (a NamedTuple of
+An algorithm is an :class:`Agent`: three (or four) pure functions over its ``learner`` (a NamedTuple of
 parameters, optimiser states, counters, ...). The loop owns the environment, the data and
 the schedule; the agent only says how to start, how to act and how to learn:
 
@@ -14,7 +14,12 @@ the schedule; the agent only says how to start, how to act and how to learn:
   on-policy loop passes a time-major :class:`~fnrl.types.Trajectory` ``[T, B, ...]``, an
   off-policy loop a replayed :class:`~fnrl.types.Transition` ``[B, ...]`` whose
   ``extras["weight"]`` are the importance weights of prioritised replay (ones otherwise) and
-  ``extras["n_steps"]`` the bootstrap horizon ``m`` of each n-step transition.
+  ``extras["n_steps"]`` the bootstrap horizon ``m`` of each n-step transition;
+- ``observe(learner, trajectory, key) -> (learner, trajectory)`` (optional; by default the
+  identity) -- sees every freshly collected trajectory ``[T, B, ...]`` before the loop uses it
+  (the on-policy update, the off-policy replay buffer, the off-policy warm-up too): it may
+  update the learner from it (visit counts, a head drawn per episode) and rewrite it
+  (:func:`fnrl.exploration.with_bonus` adds reward bonuses).
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from typing import Any, Callable, NamedTuple
 
 import chex
 
-__all__ = ["Agent", "UpdateOutput", "distribution_action"]
+__all__ = ["Agent", "UpdateOutput", "distribution_action", "unchanged"]
 
 
 class UpdateOutput(NamedTuple):
@@ -35,12 +40,18 @@ class UpdateOutput(NamedTuple):
     priorities: chex.Array | None = None
 
 
+def unchanged(learner, trajectory, key):
+    """The default ``observe``: the learner and the trajectory as they are."""
+    return learner, trajectory
+
+
 class Agent(NamedTuple):
-    """``init``, ``act`` and ``update`` of an algorithm (module docstring)."""
+    """``init``, ``act``, ``update`` and ``observe`` of an algorithm (module docstring)."""
 
     init: Callable
     act: Callable
     update: Callable
+    observe: Callable = unchanged
 
 
 def distribution_action(dist, key, explore: bool, with_log_prob: bool = False) -> tuple[chex.Array, dict]:

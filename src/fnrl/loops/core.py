@@ -30,9 +30,9 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fnrl import envs
+from fnrl import envs, exploration
 from fnrl.agent import Agent
-from fnrl.config import Validated, constrained, one_of, positive_int, unit_interval
+from fnrl.config import Validated, constrained, non_negative, one_of, positive, positive_int, unit_interval
 from fnrl.loops.evaluation import episode_limit, evaluate
 from fnrl.rollout import Episodes
 
@@ -57,6 +57,14 @@ class RunConfig(Validated):
     eval_episodes: int = positive_int(16)
     eval_policy: str = one_of("greedy", EVAL_POLICIES)
     hidden_sizes: tuple[int, ...] = constrained((64, 64), lambda v: all(h > 0 for h in v), "positive integers")
+    # An exploration bonus added to the training rewards (fnrl.exploration): r + bonus_scale · b.
+    bonus: str = one_of("none", exploration.BONUSES)
+    bonus_scale: float = non_negative(0.1)
+    bonus_form: str = one_of("mbie_eb", exploration.FORMS)  # of the count and simhash bonuses
+    bonus_hash_bits: int = constrained(16, lambda v: 1 <= v <= 24, "in [1, 24]")  # simhash
+    bonus_hidden_sizes: tuple[int, ...] = constrained((64, 64), lambda v: all(h > 0 for h in v),
+                                                      "positive integers")  # rnd, prediction_error
+    bonus_learning_rate: float = positive(1e-3)  # rnd, prediction_error
 
     def schedule(self, steps_per_iteration: int, initial_steps: int = 0) -> "Schedule":
         """The run's evaluation periods: at least ``total_steps`` environment steps, after
@@ -78,6 +86,21 @@ class Schedule(NamedTuple):
     @property
     def iterations(self) -> int:
         return self.evals * self.iterations_per_eval
+
+
+def with_bonus(config: RunConfig, agent: Agent, spec: envs.Spec) -> Agent:
+    """``agent`` learning from the rewards plus ``config``'s exploration bonus, if any
+    (:func:`fnrl.exploration.with_bonus`); every loop wraps its agent with it."""
+    return exploration.with_bonus(agent, exploration.make_bonus(config, spec), config.bonus_scale)
+
+
+# fold_in constant of the key an iteration's ``observe`` gets: new keys, with the loops' splits unchanged.
+_OBSERVE = 0x0B5E7E
+
+
+def observe_key(key):
+    """The key of ``agent.observe`` in the iteration (or warm-up) whose key is ``key``."""
+    return jax.random.fold_in(key, _OBSERVE)
 
 
 def make_env(config: RunConfig) -> envs.Env:

@@ -100,6 +100,7 @@ class Replay(NamedTuple):
 def make_train(config: OffPolicyConfig, env: envs.Env, agent: Agent, on_eval: Callable | None = None) -> core.Train:
     """``train(key) -> (learner, metrics)`` of ``agent`` on ``env`` (see :mod:`fnrl.loops.core`);
     ``step`` counts the warm-up's steps too."""
+    agent = core.with_bonus(config, agent, env.spec)
     train_env = envs.wrap(env, num_envs=config.num_envs)
     spec = train_env.spec
     n = config.n_step
@@ -129,6 +130,7 @@ def make_train(config: OffPolicyConfig, env: envs.Env, agent: Agent, on_eval: Ca
             return spec.sample_action(key, (config.num_envs,)), jax.tree_util.tree_map(missing, extras)
 
         env_state, warmup, _ = rollout(train_env, uniform, None, env_state, warmup_key, config.warmup_length)
+        learner, warmup = agent.observe(learner, warmup, core.observe_key(warmup_key))
         transitions = assemble(warmup)
         example = jax.tree_util.tree_map(lambda x: x[0, 0], transitions)
         buffer = replay.insert(replay.init(example, config.buffer_size, prioritized=config.prioritized), transitions)
@@ -156,6 +158,7 @@ def make_train(config: OffPolicyConfig, env: envs.Env, agent: Agent, on_eval: Ca
         rollout_key, update_key = jax.random.split(key)
         env_state, trajectory, episodes = rollout(train_env, explore, learner, env_state, rollout_key,
                                                   config.rollout_length)
+        learner, trajectory = agent.observe(learner, trajectory, core.observe_key(key))
         joined = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), data.pending, trajectory)
         buffer = replay.insert(data.buffer, assemble(joined))
         progress = jnp.full(config.updates_per_rollout, index / total_iterations, jnp.float32)

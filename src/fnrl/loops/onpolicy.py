@@ -57,6 +57,8 @@ def make_train(config: OnPolicyConfig, env: envs.Env, agent: Agent, on_eval: Cal
     (:func:`fnrl.parallel.shard_batch`); raises a one-line ``ValueError`` here when fewer
     devices are available.
     """
+    agent = core.with_bonus(config, agent, env.spec)
+
     def wrap(num_envs):
         return envs.wrap(env, num_envs=num_envs, normalize_obs=config.normalize_obs)
 
@@ -81,6 +83,7 @@ def make_train(config: OnPolicyConfig, env: envs.Env, agent: Agent, on_eval: Cal
         env_state, trajectory, episodes = rollout(train_env, act, learner, env_state, rollout_key,
                                                   config.rollout_length)
         trajectory = parallel.shard_batch(trajectory, mesh, axis=1)  # [T, B, ...]
+        learner, trajectory = agent.observe(learner, trajectory, core.observe_key(key))
         learner, metrics, _ = agent.update(learner, trajectory, update_key)
         env_state, learner = shard(env_state, learner)
         return core.Iteration(learner, env_state, data, episodes, metrics)
