@@ -56,6 +56,7 @@ FORMS = ("ucb", "mbie_eb", "beb")
 # Embedding size of the random network and its predictor.
 RND_FEATURES = 64
 CLIP = 5.0
+_BONUS_KEY = 0xB0  # fold_in constant of the bonus's initialisation key
 
 
 class Bonus(NamedTuple):
@@ -213,11 +214,21 @@ def prediction_error_bonus(spec: Spec, hidden_sizes: tuple[int, ...] = (64, 64),
     return error_bonus(spec, hk.without_apply_rng(hk.transform(forward)), learning_rate)
 
 
-def make_bonus(config, spec: Spec) -> Bonus | None:
-    """The bonus named by ``config.bonus`` (None for ``"none"``), with the config's settings."""
+def make_bonus(config, env) -> Bonus | None:
+    """The bonus named by ``config.bonus`` (None for ``"none"``) for ``env``, with the config's
+    settings.
+
+    Raises:
+      ValueError: one line, for ``count`` on an environment whose observations are not one-hot.
+    """
+    spec = env.spec
     if config.bonus == "none":
         return None
     if config.bonus == "count":
+        obs = env.reset(jax.random.PRNGKey(0)).obs
+        if not bool(jnp.all((obs == 0) | (obs == 1)) & (jnp.sum(obs) == 1)):
+            raise ValueError(f"bonus=count counts one-hot observations (tabular/*, deepsea/*); {config.env}'s are "
+                             "not: use bonus=simhash or bonus=rnd")
         return count_bonus(spec, config.bonus_form)
     if config.bonus == "simhash":
         return simhash_bonus(spec, config.bonus_hash_bits, config.bonus_form)
@@ -241,9 +252,8 @@ def with_bonus(agent: Agent, bonus: Bonus | None, scale: float) -> Agent:
     if bonus is None:
         return agent
 
-    def init(key, obs):
-        agent_key, bonus_key = jax.random.split(key)
-        return Explorer(agent.init(agent_key, obs), bonus.init(bonus_key, obs), jnp.zeros(()))
+    def init(key, obs):  # the agent gets the key it would get without a bonus
+        return Explorer(agent.init(key, obs), bonus.init(jax.random.fold_in(key, _BONUS_KEY), obs), jnp.zeros(()))
 
     def act(learner, obs, key, explore):
         return agent.act(learner.agent, obs, key, explore)

@@ -508,6 +508,31 @@ def make_q_network(spec: Spec, torso: Torso = Torso(), *, num_critics: int | Non
     return hk.without_apply_rng(hk.transform(forward))
 
 
+def make_multi_head_q_network(spec: Spec, torso: Torso = Torso(), *, num_heads: int,
+                              prior_scale: float = 0.0) -> hk.Transformed:
+    """``K = num_heads`` action-value heads on one shared torso, for a discrete spec
+    (bootstrapped DQN: Osband et al. 2016): ``apply(params, obs) -> [K, *batch, num_actions]``.
+
+    With randomised prior functions (Osband et al. 2018) each head is ``Q_k = f_k + s · p_k``:
+    ``p`` a second network of the same shape, randomly initialised and never trained (its
+    output is under ``stop_gradient``), ``s = prior_scale`` (it is always built, so ``s`` may be
+    traced, e.g. swept; ``s = 0`` gives the plain heads).
+    """
+    if not spec.discrete:
+        raise ValueError("make_multi_head_q_network: needs a discrete-action spec")
+    w_init = _head_init(torso, 1.0)
+
+    def heads(x, batch, name):
+        q = hk.Linear(num_heads * spec.num_actions, w_init=w_init, name=f"{name}_heads")(torso(x, name=f"{name}_torso"))
+        return jnp.moveaxis(q.reshape(batch + (num_heads, spec.num_actions)), -2, 0)
+
+    def forward(obs):
+        x, batch = _flatten_obs(obs, spec)
+        return heads(x, batch, "q") + prior_scale * jax.lax.stop_gradient(heads(x, batch, "prior"))
+
+    return hk.without_apply_rng(hk.transform(forward))
+
+
 def make_dynamics_ensemble(
     spec: Spec,
     torso: Torso = Torso(),

@@ -88,10 +88,10 @@ class Schedule(NamedTuple):
         return self.evals * self.iterations_per_eval
 
 
-def with_bonus(config: RunConfig, agent: Agent, spec: envs.Spec) -> Agent:
+def with_bonus(config: RunConfig, agent: Agent, env: envs.Env) -> Agent:
     """``agent`` learning from the rewards plus ``config``'s exploration bonus, if any
     (:func:`fnrl.exploration.with_bonus`); every loop wraps its agent with it."""
-    return exploration.with_bonus(agent, exploration.make_bonus(config, spec), config.bonus_scale)
+    return exploration.with_bonus(agent, exploration.make_bonus(config, env), config.bonus_scale)
 
 
 # fold_in constant of the key an iteration's ``observe`` gets: new keys, with the loops' splits unchanged.

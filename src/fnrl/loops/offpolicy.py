@@ -100,7 +100,7 @@ class Replay(NamedTuple):
 def make_train(config: OffPolicyConfig, env: envs.Env, agent: Agent, on_eval: Callable | None = None) -> core.Train:
     """``train(key) -> (learner, metrics)`` of ``agent`` on ``env`` (see :mod:`fnrl.loops.core`);
     ``step`` counts the warm-up's steps too."""
-    agent = core.with_bonus(config, agent, env.spec)
+    agent = core.with_bonus(config, agent, env)
     train_env = envs.wrap(env, num_envs=config.num_envs)
     spec = train_env.spec
     n = config.n_step

@@ -57,7 +57,7 @@ def make_train(config: OnPolicyConfig, env: envs.Env, agent: Agent, on_eval: Cal
     (:func:`fnrl.parallel.shard_batch`); raises a one-line ``ValueError`` here when fewer
     devices are available.
     """
-    agent = core.with_bonus(config, agent, env.spec)
+    agent = core.with_bonus(config, agent, env)
 
     def wrap(num_envs):
         return envs.wrap(env, num_envs=num_envs, normalize_obs=config.normalize_obs)
