@@ -118,6 +118,8 @@ CASES = {
     "--sweep of a value the program is built from": (
         ["train", "dqn"] + CARTPOLE + ["--sweep", "exploration_fraction=0.1,0.2", "--out", "{tmp}/new"],
         "cannot sweep exploration_fraction in one program"),
+    "environment size 0": (["train", "dqn", "--env", "deepsea/0", "--steps", "10", "--out", "{tmp}/new"],
+                           "environment 'deepsea/0': deepsea/N needs a positive integer N"),
     "--seeds 0": (["train", "reinforce"] + CARTPOLE + ["--seeds", "0", "--out", "{tmp}/new"], "invalid --seeds '0'"),
     "--seeds repeated": (["train", "reinforce"] + CARTPOLE + ["--seeds", "1,1", "--out", "{tmp}/new"],
                          "distinct integers"),

@@ -31,7 +31,14 @@ def test_unknown_keyword_is_one_line():
 def test_list_is_sorted_and_complete():
     names = envs.list()
     assert names == sorted(names)
-    assert {"cartpole", "pendulum", "brax/ant", "brax/halfcheetah", "brax/humanoid"} <= set(names)
+    assert {"cartpole", "pendulum", "brax/ant", "brax/halfcheetah", "brax/humanoid", "deepsea/10", "deepsea/50"} <= set(names)
+
+
+def test_a_sized_family_takes_any_positive_size():
+    assert "deepsea/7" not in envs.list() and envs.make("deepsea/7").size == 7
+    for bad in ("deepsea/0", "deepsea/x", "deepsea/"):
+        with pytest.raises(ValueError, match=rf"^environment '{bad}': deepsea/N needs a positive integer N \("):
+            envs.make(bad)
 
 
 def test_time_limit_is_standard_unless_overridden():
@@ -41,6 +48,6 @@ def test_time_limit_is_standard_unless_overridden():
 
 
 def test_making_a_pure_jax_env_does_not_import_brax():
-    code = "import sys, fnrl.envs as e; e.make('cartpole'); print('brax' in sys.modules)"
+    code = "import sys, fnrl.envs as e; e.make('cartpole'); e.make('deepsea/7'); print('brax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
