@@ -14,7 +14,7 @@ environment's own state (physics, RNG key, step counter ...).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import chex
 import jax.numpy as jnp
@@ -77,9 +77,14 @@ class Spec:
 
 
 class Env:
-    """Base class: subclasses define ``spec``, ``reset`` and ``step``; all pure."""
+    """Base class: subclasses define ``spec``, ``reset`` and ``step``; all pure.
+
+    ``one_hot_observations``: the observations are one-hot encodings of finitely many states
+    (tabular MDPs, Deep Sea), which exact count bonuses count (:mod:`fnrl.exploration`).
+    """
 
     spec: Spec
+    one_hot_observations: ClassVar[bool] = False
 
     def reset(self, key: chex.PRNGKey) -> EnvState:
         raise NotImplementedError

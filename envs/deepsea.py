@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import chex
 import jax
@@ -93,6 +93,7 @@ class DeepSea(Env):
     randomize_actions: bool = True
     mapping_seed: int = 42
     mapping: np.ndarray = dataclasses.field(init=False, repr=False, compare=False)
+    one_hot_observations: ClassVar[bool] = True
 
     def __post_init__(self):
         if not _is_int(self.size) or self.size < 1:

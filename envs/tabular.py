@@ -21,7 +21,7 @@ in a terminal state, so an episode's discounted return Σ_t γ^t r_t is an unbia
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import chex
 import jax
@@ -217,6 +217,7 @@ class TabularEnv(Env):
 
     mdp: MDP
     name: str = "tabular"
+    one_hot_observations: ClassVar[bool] = True
 
     def __post_init__(self):
         object.__setattr__(self, "mdp", _validated(self.mdp))

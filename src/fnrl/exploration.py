@@ -225,8 +225,7 @@ def make_bonus(config, env) -> Bonus | None:
     if config.bonus == "none":
         return None
     if config.bonus == "count":
-        obs = env.reset(jax.random.PRNGKey(0)).obs
-        if not bool(jnp.all((obs == 0) | (obs == 1)) & (jnp.sum(obs) == 1)):
+        if not env.unwrapped.one_hot_observations:
             raise ValueError(f"bonus=count counts one-hot observations (tabular/*, deepsea/*); {config.env}'s are "
                              "not: use bonus=simhash or bonus=rnd")
         return count_bonus(spec, config.bonus_form)
