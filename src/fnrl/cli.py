@@ -199,7 +199,7 @@ def _build(algo: str, fields: dict, source: str, args=None):
         parallel.make_mesh(getattr(config, "num_devices", 1))  # enough devices?
     except (ValueError, TypeError) as e:  # ConfigError is a ValueError
         raise _one_line(e) from None
-    return module, config, f"{algo}/{config.env}" if preset else None
+    return module, config, f"{algo}/{presets.key(algo, config.env)}" if preset else None
 
 
 def _seeds(text: str | None, seed: int) -> list[int] | None:

@@ -15,9 +15,9 @@ import functools
 import importlib.resources
 
 from fnrl import algorithms
-from fnrl.config import apply, read_yaml
+from fnrl.config import apply, parse_call, read_yaml
 
-__all__ = ["config", "get", "table"]
+__all__ = ["config", "get", "key", "table"]
 
 
 @functools.cache
@@ -28,8 +28,20 @@ def table() -> dict[str, dict[str, dict]]:
 
 
 def get(algo: str, env: str) -> dict:
-    """The preset of ``algo`` on ``env``: its config fields, ``{}`` when there is none."""
-    return dict(table().get(algo, {}).get(env, {}))
+    """The preset of ``algo`` on ``env``: its config fields, ``{}`` when there is none.
+
+    The first entry found of: ``env`` itself, its name without arguments (``tabular/chain`` for
+    ``tabular/chain(num_states=20)``), its family (``deepsea/*`` for ``deepsea/20``).
+    """
+    found = key(algo, env)
+    return dict(table()[algo][found]) if found else {}
+
+
+def key(algo: str, env: str) -> str | None:
+    """The entry of ``presets.yaml`` that :func:`get` reads for ``algo`` on ``env``, or None."""
+    entries = table().get(algo, {})
+    name = parse_call(env, "environment")[0]
+    return next((k for k in (env, name, name.rpartition("/")[0] + "/*") if k in entries), None)
 
 
 def config(algo: str, env: str, **changes):
