@@ -52,6 +52,9 @@ def _retarget_to_tabular(run) -> None:
     (run / "config.json").write_text(json.dumps(config))
 
 
+BERNOULLI = ["--env", "bandit/bernoulli(means=(0.9, 0.5))", "--steps", "100", "--out", "{tmp}/new"]
+
+
 # (argv, expected part of the one error line). {run} is a copy of the finished run, {tmp} the
 # test's directory; a case's setup (third element, optional) edits the copy first.
 CASES = {
@@ -138,7 +141,37 @@ CASES = {
                                   "unknown metric 'nope'"),
     "plot --out that cannot be written": (["plot", "{run}", "--out", "/dev/null/curves.png"],
                                           "cannot write --out '/dev/null/curves.png'"),
+    "bandit: unknown algorithm": (["bandit", "ucb"] + BERNOULLI,
+                                  "unknown bandit algorithm 'ucb' (did you mean ucb1, kl_ucb?); accepted: epsilon_greedy"),
+    "bandit: unknown parameter": (["bandit", "kl_ucb(d=3)"] + BERNOULLI,
+                                  "bandit algorithm 'kl_ucb' has no parameter 'd'; accepted: c, num_bisections"),
+    "bandit: refused parameter value": (["bandit", "epsilon_greedy(epsilon=1.5)"] + BERNOULLI,
+                                        "`epsilon` must be in [0, 1], got 1.5"),
+    "bandit: parameters that do not parse": (["bandit", "kl_ucb(c=)"] + BERNOULLI,
+                                             "bandit algorithm 'kl_ucb(c=)': write NAME(key=value, ...)"),
+    "bandit: Beta-Bernoulli Thompson on Gaussian arms": (
+        ["bandit", "ucb1", "thompson", "--env", "bandit/gaussian", "--steps", "100", "--out", "{tmp}/new"],
+        "'thompson' needs rewards in [0, 1]"),
+    "bandit: an algorithm twice": (["bandit", "ucb1", "ucb1"] + BERNOULLI, "'ucb1' is given twice"),
+    "bandit: no algorithm": (["bandit"] + BERNOULLI, "bandit needs one or more algorithms"),
+    "bandit: a non-bandit environment": (["bandit", "ucb1", "--env", "cartpole", "--steps", "100", "--out",
+                                          "{tmp}/new"], "--env 'cartpole' is not a bandit"),
+    "bandit: unknown environment": (["bandit", "ucb1", "--env", "bandit/bernouli", "--steps", "100", "--out",
+                                     "{tmp}/new"], "unknown environment 'bandit/bernouli'"),
+    "bandit: bad arm means": (["bandit", "ucb1", "--env", "bandit/bernoulli(means=(1.5, 0.5))", "--steps", "100",
+                               "--out", "{tmp}/new"], "the arm means must be probabilities in [0, 1]"),
+    "bandit: no --env": (["bandit", "ucb1", "--steps", "100", "--out", "{tmp}/new"], "bandit needs --env"),
+    "bandit: no --steps": (["bandit", "ucb1", "--env", "bandit/bernoulli", "--out", "{tmp}/new"],
+                           "bandit needs --steps"),
+    "bandit: zero steps": (["bandit", "ucb1", "--env", "bandit/bernoulli", "--steps", "0"], "invalid --steps 0"),
+    "bandit: zero runs": (["bandit", "ucb1"] + BERNOULLI + ["--runs", "0"], "invalid --runs 0"),
+    "bandit: negative chunk": (["bandit", "ucb1"] + BERNOULLI + ["--chunk", "-1"], "invalid --chunk -1"),
+    "bandit: --out that cannot be created": (["bandit", "ucb1", "--env", "bandit/bernoulli", "--steps", "100",
+                                              "--out", "/dev/null/run"], "cannot write --out '/dev/null/run'"),
+    "bandit: --out holding results": (["bandit", "ucb1", "--env", "bandit/bernoulli", "--steps", "100", "--out",
+                                       "{run}"], "already holds summary.json or curve.png"),
 }
+BANDIT_CASES = [case for case in CASES if CASES[case][0][0] == "bandit"]
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -161,6 +194,22 @@ def test_bad_input_is_one_line_exit_2_and_changes_no_file(case, finished, tmp_pa
     assert len(errors) == 1 and expected in errors[0], err
     assert all(line.startswith("fnrl: ") for line in err), err  # only fnrl's own lines: no traceback
     assert _snapshot(tmp_path) == before
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("case", BANDIT_CASES)
+def test_bandit_bad_input_is_refused_before_anything_is_compiled(case, tmp_path, monkeypatch, capsys):
+    from fnrl import bandits
+
+    def compile_nothing(*args, **kwargs):
+        raise AssertionError("fnrl bandit compiled a program for bad input")
+
+    monkeypatch.setattr(bandits, "regret_curves", compile_nothing)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "summary.json").write_text("{}")
+    argv, expected = CASES[case]
+    assert main([a.format(run=tmp_path / "run", tmp=tmp_path) for a in argv]) == 2
+    assert expected in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
 
 

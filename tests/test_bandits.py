@@ -195,6 +195,77 @@ def test_lai_robbins_two_arms_by_hand():
     np.testing.assert_allclose(B.lai_robbins_bound([0.9, 0.8, 0.9], t), 0.1 / kl * np.log(t), rtol=1e-4)
 
 
+def test_lai_robbins_gaussian_arms_by_hand():
+    # N(μ_a, σ²) arms, σ = 2: kl = Δ²/(2σ²), so Σ_a Δ_a / kl = Σ_a 2σ²/Δ_a = 8/0.5 + 8/1 = 24.
+    np.testing.assert_allclose(B.lai_robbins_constant([1.0, 0.5, 0.0], stddev=2.0), 24.0, rtol=1e-6)
+    np.testing.assert_allclose(B.gaussian_kl(0.5, 1.0, 2.0), 0.25 / 8, rtol=1e-6)
+    np.testing.assert_allclose(B.lai_robbins_bound([1.0, 0.5, 1.0], 100.0, stddev=1.0), 4.0 * math.log(100), rtol=1e-6)
+    gaussian = fnrl.envs.make("bandit/gaussian(means=(1.0, 0.5, 0.0), stddev=2.0)")
+    assert B.env_lai_robbins_constant(gaussian) == pytest.approx(24.0, rel=1e-6)
+    bernoulli = fnrl.envs.make("bandit/bernoulli(means=(0.9, 0.8))")
+    assert B.env_lai_robbins_constant(bernoulli) == pytest.approx(float(B.lai_robbins_constant([0.9, 0.8])))
+    assert B.env_lai_robbins_constant(fnrl.envs.make("tabular/chain")) is None
+
+
+# ------------------------------------------------------------------------------ names (make)
+
+def test_every_name_builds_with_its_defaults():
+    assert B.names() == sorted(B.ALGORITHMS) == ["epsilon_greedy", "gaussian_thompson", "kl_ucb", "thompson", "ucb1"]
+    assert B.ALGORITHMS["thompson"] is B.bernoulli_thompson
+    bernoulli = fnrl.envs.make("bandit/bernoulli(means=(0.9, 0.5))")
+    for name in B.names():
+        assert callable(B.make(name)) and callable(B.make(f" {name} ", bernoulli))
+
+
+def test_make_passes_the_parameters(monkeypatch):
+    calls = []
+    monkeypatch.setitem(B.ALGORITHMS, "kl_ucb", lambda c=0.0, num_bisections=32: calls.append((c, num_bisections)))
+    B.make("kl_ucb(c=3, num_bisections=8)")
+    B.make("kl_ucb")
+    assert calls == [(3, 8), (0.0, 32)]
+    # ... and the policy is the constructor's: ε = 0 is greedy, ε = 1 uniform.
+    state = stats([10, 10, 10], [2.0, 7.0, 5.0])
+    np.testing.assert_array_equal(choices(B.make("epsilon_greedy(epsilon=0.0)"), state, 200), 1)
+    assert set(np.unique(choices(B.make("epsilon_greedy(epsilon=1.0)"), state, 200))) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("spec, env, match", [
+    ("kl_uc", None, r"unknown bandit algorithm 'kl_uc' \(did you mean kl_ucb\?\); accepted: epsilon_greedy, "
+                    r"gaussian_thompson, kl_ucb, thompson, ucb1"),
+    ("bernoulli_thompson", None, r"did you mean gaussian_thompson, thompson\?"),
+    ("kl_ucb(d=1)", None, r"bandit algorithm 'kl_ucb' has no parameter 'd'; accepted: c, num_bisections"),
+    ("ucb1(c=2)", None, r"'ucb1' has no parameter 'c'; it takes none"),
+    ("epsilon_greedy(epsilon=1.5)", None, r"epsilon_greedy: `epsilon` must be in \[0, 1\], got 1.5"),
+    ("kl_ucb(c=)", None, r"bandit algorithm 'kl_ucb\(c=\)': write NAME\(key=value, ...\)"),
+    ("gaussian_thompson(noise_std=0)", None, r"`noise_std` must be > 0"),
+    ("thompson", "bandit/gaussian", r"'thompson' needs rewards in \[0, 1\] .*bandit/gaussian's rewards are not; "
+                                    "for Gaussian arms use gaussian_thompson"),
+    ("kl_ucb(c=3)", "bandit/gaussian", r"'kl_ucb' needs rewards in \[0, 1\] \(its index is a Bernoulli KL"),
+])
+def test_make_refuses_in_one_line(spec, env, match):
+    with pytest.raises(ValueError, match=match) as info:
+        B.make(spec, None if env is None else fnrl.envs.make(env))
+    assert "\n" not in str(info.value)
+
+
+def test_gaussian_arms_take_the_gaussian_sampler():
+    assert callable(B.make("gaussian_thompson(noise_std=2.0)", fnrl.envs.make("bandit/gaussian")))
+
+
+def test_the_experiment_names_its_algorithms_as_the_command_line_does():
+    """experiments/bandits.py builds its five policies with `make` from the names `fnrl bandit` takes."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "bandits.py"
+    spec = importlib.util.spec_from_file_location("experiments_bandits", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    env = fnrl.envs.make(module.ENV)
+    assert B.is_bandit(env) and tuple(np.asarray(env.means).round(6)) == module.MEANS
+    assert len({B.make(name, env) for name in module.ALGORITHMS.values()}) == 5
+
+
 # ------------------------------------------------------------------------------------ bad input
 
 @pytest.mark.parametrize("make, match", [
@@ -210,6 +281,14 @@ def test_lai_robbins_two_arms_by_hand():
     (lambda: B.lai_robbins_bound([1.2, 0.5], 10.0), r"`means` must be Bernoulli means in \[0, 1\]"),
     (lambda: B.run(B.ucb1(), fnrl.envs.make("bandit/bernoulli", means=(0.5, 0.6)), jax.random.PRNGKey(0), 0),
      r"run: `num_steps` must be a positive integer, got 0"),
+    (lambda: B.lai_robbins_constant([1.0, 2.0], stddev=0.0), r"`stddev` must be > 0"),
+    (lambda: B.log_times(0), r"log_times: `num_steps` must be a positive integer, got 0"),
+    (lambda: B.regret_curves(B.ucb1(), fnrl.envs.make("bandit/bernoulli"), jax.random.PRNGKey(0), 10, 4, 0,
+                             np.array([1, 10])), r"regret_curves: `chunk` must be a positive integer, got 0"),
+    (lambda: B.regret_curves(B.ucb1(), fnrl.envs.make("bandit/bernoulli"), jax.random.PRNGKey(0), 10, 4, 2,
+                             np.array([0, 10])), r"`times` must be 1-based times in \[1, 10\]"),
+    (lambda: B.compare({"ucb1": B.ucb1()}, fnrl.envs.make("cartpole"), jax.random.PRNGKey(0), 10, 4),
+     r"compare: `env` must be a bandit/\* environment, got 'cartpole'"),
 ])
 def test_bad_input_fails_with_one_line(make, match):
     with pytest.raises(ValueError, match=match) as info:
@@ -273,3 +352,33 @@ def test_regret_growth(traces, env):
         # than the third (ln(2000/1500) / ln(1500/1000) = 0.71 for logarithmic growth).
         assert second < 0.6 * first, (first, second)
         assert fourth_quarter < 0.9 * third_quarter, (third_quarter, fourth_quarter)
+
+
+# ------------------------------------------------------------------------ chunked regret curves
+
+def test_log_times():
+    times = B.log_times(100_000)
+    assert times[0] == 1 and times[-1] == 100_000 and 10_000 in times and np.all(np.diff(times) > 0)
+    assert 100 < len(times) <= 122  # 120 log-spaced, fewer where rounding merges small t
+    np.testing.assert_array_equal(B.log_times(1), [1])
+    np.testing.assert_array_equal(B.log_times(5), [1, 2, 3, 4, 5])
+
+
+def test_regret_curves_are_run_many_chunk_by_chunk(env):
+    """5 runs, 2 per call: three calls of run_many from split(key, 3), the sixth run dropped. A
+    chunk larger than the runs is one chunk of exactly that many, whose first runs (jax's
+    partitionable keys: split(k, n)[i] does not depend on n) are the first chunk's."""
+    policy, key, steps, times = B.ucb1(), jax.random.PRNGKey(7), 60, np.array([1, 6, 30, 60])
+    result = B.regret_curves(policy, env, key, steps, 5, 2, times)
+    curve = jax.jit(lambda k: B.cumulative_regret(env.means, B.run_many(policy, env, k, steps, 2).arms).T)
+    expected = np.concatenate([np.asarray(curve(k)) for k in jax.random.split(key, 3)])[:5, times - 1]
+    np.testing.assert_array_equal(result.regret, expected)
+    assert result.regret.dtype == np.float32 and result.wall_s >= result.compile_s > 0
+    whole = B.regret_curves(policy, env, key, steps, 5, 8, times).regret
+    assert whole.shape == (5, 4)
+    np.testing.assert_array_equal(whole[:2], expected[:2])
+    assert not np.array_equal(whole[2:], expected[2:])  # other chunks, other keys
+    final = B.final_regret(whole)
+    assert final["mean"] == pytest.approx(whole[:, -1].mean())
+    assert final["stderr"] == pytest.approx(whole[:, -1].std(ddof=1) / math.sqrt(5))
+    assert B.final_regret(whole[:1])["stderr"] is None

@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from fnrl import algorithms
+import fnrl.envs
+from fnrl import algorithms, bandits
 from fnrl.algorithms import reinforce
 from fnrl.cli import main
 from fnrl.logging import read_metrics
@@ -22,6 +23,7 @@ def test_list_names_algorithms_and_environments(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "reinforce" in out and "cartpole" in out
+    assert "bandit algorithms (fnrl bandit): epsilon_greedy gaussian_thompson kl_ucb thompson ucb1" in out
 
 
 def test_unknown_names_list_what_is_accepted(capsys, tmp_path):
@@ -96,3 +98,41 @@ def test_a_short_run_gets_fewer_evaluations_not_more_steps(tmp_path, capsys):
                           "updates; fewer steps per period with a smaller num_evals); 2 evaluations, not "
                           "num_evals=20: the run is only 2 iterations of 512 steps long"), first
     assert [row["step"] for row in read_metrics(str(out))] == [512, 1024]
+
+
+def test_bandit_prints_and_writes_the_regret_run_many_gives(tmp_path, capsys):
+    """`fnrl bandit` on a small problem: 6 runs of 200 pulls, 4 per program call, so two calls of
+    run_many from split(PRNGKey(seed), 2); the printed table and summary.json hold their regret."""
+    env_name, specs = "bandit/bernoulli(means=(0.8, 0.6, 0.5))", ["ucb1", "epsilon_greedy(epsilon=0.2)"]
+    steps, runs, chunk, seed = 200, 6, 4, 3
+    out = tmp_path / "bandit"
+    argv = ["bandit", *specs, "--env", env_name, "--steps", str(steps), "--runs", str(runs), "--chunk", str(chunk),
+            "--seed", str(seed), "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((out / "summary.json").read_text())
+    env, times = fnrl.envs.make(env_name), bandits.log_times(steps)
+    constant = float(bandits.lai_robbins_constant(env.means))
+    assert {k: summary[k] for k in ("env", "means", "steps", "runs", "seed", "chunk")} == {
+        "env": env_name, "means": [0.8, 0.6, 0.5], "steps": steps, "runs": runs, "seed": seed, "chunk": chunk}
+    assert summary["times"] == times.tolist() and summary["lai_robbins_constant"] == constant
+    bound = constant * np.log(steps)
+    assert summary["lai_robbins_bound"] == pytest.approx(bound) and printed[1].endswith(f"= {bound:.1f}")
+    assert list(summary["algorithms"]) == specs
+    keys = jax.random.split(jax.random.PRNGKey(seed), 2)
+    for spec in specs:
+        policy = bandits.make(spec)
+        regret = np.concatenate([np.asarray(bandits.cumulative_regret(env.means, bandits.run_many(
+            policy, env, k, steps, chunk).arms)).T for k in keys])[:runs, times - 1].astype(np.float64)
+        row, final = summary["algorithms"][spec], regret[:, -1]
+        assert row["final_regret_mean"] == final.mean()
+        assert row["final_regret_stderr"] == pytest.approx(final.std(ddof=1) / np.sqrt(runs), rel=1e-12)
+        assert row["regret_over_bound"] == pytest.approx(final.mean() / bound, rel=1e-12)
+        np.testing.assert_array_equal(row["mean_regret"], regret.mean(0))
+        assert len(row["stderr"]) == len(times) and row["wall_s"] >= row["compile_s"] > 0
+        line = next(line for line in printed if line.startswith(spec + " "))
+        assert line.split()[1:4] == [f"{final.mean():.1f}", "±", f"{final.std(ddof=1) / np.sqrt(runs):.1f}"], line
+        assert line.split()[4] == f"{final.mean() / bound:.2f}", line
+    assert printed[-1] == f"wrote {out}"
+    assert main(argv) == 2  # the same --out again: refused, nothing overwritten

@@ -14,6 +14,13 @@ statistics for the Thompson samplers too. :func:`run` plays one policy against a
 :mod:`fnrl.envs.bandit`) is the expected regret curve, and :func:`lai_robbins_bound` the
 asymptotic lower bound it is measured against.
 
+By name: :data:`ALGORITHMS` maps ``epsilon_greedy``, ``ucb1``, ``kl_ucb``, ``thompson``
+(Beta-Bernoulli) and ``gaussian_thompson`` to their constructors, and :func:`make` builds one
+from ``"name(key=value, ...)"`` (``"kl_ucb(c=3)"``), as ``fnrl bandit`` does. Many runs of many
+algorithms against one bandit: :func:`compare` (the vmapped runs in chunks, one compiled program
+per algorithm; what ``fnrl bandit`` and ``experiments/bandits.py`` both run), with
+:func:`plot_regret` for the curves against the bound.
+
 Conventions: the index policies (ε-greedy's greedy arm, UCB1, KL-UCB) give an arm that has not
 been pulled the index +∞, so every arm is pulled once first, and they break ties uniformly at
 random (``distrax.Greedy``/``distrax.EpsilonGreedy`` spread the mass evenly over the maxima), so
@@ -22,7 +29,11 @@ indices is the number of pulls so far, ``stats.step`` (Auer et al. 2002's n).
 """
 from __future__ import annotations
 
+import difflib
+import inspect
+import math
 import numbers
+import time
 from typing import Any, Callable, NamedTuple
 
 import chex
@@ -32,6 +43,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy
 
+from fnrl.config import parse_call
+from fnrl.envs.bandit import BernoulliBandit, GaussianBandit
+from fnrl.envs.bandit import _Bandit  # the base of every bandit/* environment
 from fnrl.envs.bandit import cumulative_regret  # the regret curve, re-exported with the policies
 from fnrl.types import Array
 
@@ -108,8 +122,8 @@ def _greedy(index: Array, key: chex.PRNGKey) -> Array:
 
 # ---------------------------------------------------------------------------------- ε-greedy
 
-def epsilon_greedy(epsilon: float) -> Policy:
-    """ε-greedy with a constant ε (Sutton & Barto 2018, §2.2): with probability ε an arm drawn
+def epsilon_greedy(epsilon: float = 0.1) -> Policy:
+    """ε-greedy with a constant ε (default 0.1; Sutton & Barto 2018, §2.2): with probability ε an arm drawn
     uniformly from all k arms (the greedy one included), otherwise argmax_a μ̂_a.
 
     Choice: every arm is pulled once before the empirical means are trusted (an unpulled
@@ -285,33 +299,249 @@ def run_many(policy: Policy, env, key: chex.PRNGKey, num_steps: int, num_runs: i
 
 # ---------------------------------------------------------------------------------- the bound
 
-def lai_robbins_constant(means: Array) -> Array:
-    """Σ_{a: Δ_a>0} Δ_a / kl(μ_a, μ*) for Bernoulli arms with ``means`` μ, Δ_a = μ* − μ_a
-    (arms with kl = +∞, i.e. μ* = 1, add 0)."""
-    _check_probabilities("lai_robbins_bound", means)
+def gaussian_kl(p: Array, q: Array, stddev: float) -> Array:
+    """KL(N(p, σ²) ‖ N(q, σ²)) = (p − q)² / (2σ²), between Gaussians of one known σ = ``stddev``."""
+    p, q = jnp.asarray(p, jnp.float32), jnp.asarray(q, jnp.float32)
+    return jnp.square(p - q) / (2.0 * stddev**2)
+
+
+def lai_robbins_constant(means: Array, stddev: float | None = None) -> Array:
+    """Σ_{a: Δ_a>0} Δ_a / kl(μ_a, μ*) for arms with ``means`` μ, Δ_a = μ* − μ_a: Bernoulli arms
+    (:func:`bernoulli_kl`; arms with kl = +∞, i.e. μ* = 1, add 0), or, with ``stddev`` σ given,
+    Gaussian arms N(μ_a, σ²) of known σ (:func:`gaussian_kl`, so the sum is Σ_a 2σ² / Δ_a)."""
+    if stddev is None:
+        _check_probabilities("lai_robbins_bound", means)
+    else:
+        _check("lai_robbins_bound", "stddev", stddev, lambda v: 0 < v < float("inf"), "> 0 (the arms' known σ)")
     means = jnp.asarray(means, jnp.float32)
     chex.assert_rank(means, 1, custom_message="lai_robbins_bound: `means` must be the arm means, shape [k]")
     best = jnp.max(means)
     gaps = best - means
-    kl = bernoulli_kl(means, best)
+    kl = bernoulli_kl(means, best) if stddev is None else gaussian_kl(means, best, stddev)
     return jnp.sum(jnp.where(gaps > 0, gaps / jnp.where(gaps > 0, kl, 1.0), 0.0))
 
 
-def lai_robbins_bound(means: Array, t: Array) -> Array:
+def lai_robbins_bound(means: Array, t: Array, stddev: float | None = None) -> Array:
     """The Lai & Robbins (1985) asymptotic lower bound on the expected regret of any consistent
-    policy on Bernoulli arms with ``means`` μ:
+    policy on Bernoulli arms with ``means`` μ (or Gaussian arms of known σ = ``stddev``):
 
         liminf_{t→∞} R(t) / ln t ≥ Σ_{a: Δ_a>0} Δ_a / kl(μ_a, μ*),
 
     returned as that constant · ln t (the shape of ``t``). It holds only asymptotically: at a
     finite t a good policy's regret may lie above it by a (slowly shrinking) factor.
     """
-    return lai_robbins_constant(means) * jnp.log(jnp.asarray(t, jnp.float32))
+    return lai_robbins_constant(means, stddev) * jnp.log(jnp.asarray(t, jnp.float32))
+
+
+def env_lai_robbins_constant(env) -> float | None:
+    """:func:`lai_robbins_constant` of a ``bandit/bernoulli`` or ``bandit/gaussian`` environment
+    (its means, and its known σ for Gaussian arms); ``None`` for any other."""
+    if isinstance(env, BernoulliBandit):
+        return float(lai_robbins_constant(env.means))
+    if isinstance(env, GaussianBandit):
+        return float(lai_robbins_constant(env.means, env.stddev))
+    return None
+
+
+# -------------------------------------------------------------------------- algorithms by name
+
+# The name of each algorithm for :func:`make` (and ``fnrl bandit``) -> its constructor, whose
+# keyword arguments are the algorithm's parameters.
+ALGORITHMS: dict[str, Callable[..., Policy]] = {
+    "epsilon_greedy": epsilon_greedy,
+    "ucb1": ucb1,
+    "kl_ucb": kl_ucb,
+    "thompson": bernoulli_thompson,
+    "gaussian_thompson": gaussian_thompson,
+}
+
+# The algorithms whose model holds only for rewards in [0, 1]: KL-UCB's index is a Bernoulli KL
+# (the empirical mean clipped to [0, 1]), and the Beta posterior Beta(1 + S_a, 1 + N_a − S_a) has
+# a non-positive parameter once S_a ≤ −1 or S_a ≥ N_a + 1 (its samples are then NaN).
+UNIT_INTERVAL_REWARDS = {"kl_ucb": "its index is a Bernoulli KL divergence",
+                         "thompson": "its Beta-Bernoulli posterior has no meaning for other rewards"}
+
+
+def names() -> list[str]:
+    """The names :func:`make` accepts, sorted."""
+    return sorted(ALGORITHMS)
+
+
+def _rewards_in_unit_interval(env) -> bool:
+    return isinstance(env, BernoulliBandit)
+
+
+ENVIRONMENTS = (BernoulliBandit.name, GaussianBandit.name)  # the bandit/* environments
+
+
+def is_bandit(env) -> bool:
+    """Whether ``env`` is a ``bandit/*`` environment of :mod:`fnrl.envs.bandit` (arm means known)."""
+    return isinstance(env, _Bandit)
+
+
+def make(spec: str, env=None) -> Policy:
+    """The policy named by ``spec``, ``"name"`` or ``"name(key=value, ...)"`` with Python
+    literals as values (:func:`fnrl.config.parse_call`): ``make("kl_ucb(c=3)")`` is
+    ``kl_ucb(c=3)``, ``make("thompson")`` is :func:`bernoulli_thompson`. The names are
+    :data:`ALGORITHMS`. With ``env`` given, refuses an algorithm meant for rewards in [0, 1]
+    (:data:`UNIT_INTERVAL_REWARDS`) on a bandit whose rewards are not (``bandit/gaussian``).
+
+    Raises:
+      ValueError: one line, for an unknown name (with the closest matches), a parameter the
+        algorithm does not have, a value it refuses, or an environment it does not fit.
+    """
+    name, kwargs = parse_call(spec, "bandit algorithm")
+    if name not in ALGORITHMS:
+        close = difflib.get_close_matches(name, ALGORITHMS, n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"unknown bandit algorithm {name!r}{hint}; accepted: {', '.join(names())}")
+    constructor = ALGORITHMS[name]
+    parameters = list(inspect.signature(constructor).parameters)
+    unknown = [key for key in kwargs if key not in parameters]
+    if unknown:
+        accepted = f"accepted: {', '.join(parameters)}" if parameters else "it takes none"
+        raise ValueError(f"bandit algorithm {name!r} has no parameter {unknown[0]!r}; {accepted}")
+    if env is not None and name in UNIT_INTERVAL_REWARDS and not _rewards_in_unit_interval(env):
+        raise ValueError(f"bandit algorithm {name!r} needs rewards in [0, 1] ({UNIT_INTERVAL_REWARDS[name]}), "
+                         f"but {getattr(env, 'name', type(env).__name__)}'s rewards are not; for Gaussian arms "
+                         "use gaussian_thompson")
+    return constructor(**kwargs)
+
+
+# ------------------------------------------------------------------- many runs, many algorithms
+
+def log_times(num_steps: int, num: int = 120) -> np.ndarray:
+    """About ``num`` log-spaced 1-based times t in [1, ``num_steps``] (int), always including
+    ``num_steps // 10`` and ``num_steps``: where :func:`compare` keeps the regret curves."""
+    _check_int("bandits.log_times", "num_steps", num_steps, lambda n: n >= 1, "a positive integer")
+    return np.union1d(np.geomspace(1, num_steps, num).round().astype(int), [max(num_steps // 10, 1), num_steps])
+
+
+class Result(NamedTuple):
+    """One algorithm's runs in :func:`compare`: ``regret`` R(t) at the times asked for, float32
+    [runs, len(times)], and the seconds spent, ``compile_s`` (its one program) and ``wall_s``
+    (compilation and every run)."""
+
+    regret: np.ndarray
+    compile_s: float
+    wall_s: float
+
+
+def regret_curves(policy: Policy, env, key: chex.PRNGKey, num_steps: int, num_runs: int, chunk: int,
+                  times: np.ndarray) -> Result:
+    """R(t) at ``times`` (1-based) of ``num_runs`` runs of ``policy`` against ``env``, vmapped
+    ``chunk`` runs at a time: one program, compiled once, is called ⌈num_runs / chunk⌉ times
+    (chunks keep the [num_steps, chunk] traces in memory small).
+
+    The runs' keys: the c-th call plays ``run_many(policy, env, keys[c], num_steps, chunk)``
+    with ``keys = jax.random.split(key, ⌈num_runs / chunk⌉)``, and the runs past ``num_runs``
+    of the last call are dropped. ``chunk`` is at most ``num_runs`` (a larger one is the same
+    runs, with jax's default partitionable keys, as one chunk of all of them).
+    """
+    _check_int("bandits.regret_curves", "num_runs", num_runs, lambda n: n >= 1, "a positive integer")
+    _check_int("bandits.regret_curves", "chunk", chunk, lambda n: n >= 1, "a positive integer")
+    times = np.asarray(times)
+    if times.ndim != 1 or times.size == 0 or times.min() < 1 or times.max() > num_steps:
+        raise ValueError(f"bandits.regret_curves: `times` must be 1-based times in [1, {num_steps}], got {times}")
+    chunk = min(chunk, num_runs)
+    index = jnp.asarray(times - 1)
+
+    def chunk_regret(chunk_key):
+        trace = run_many(policy, env, chunk_key, num_steps, chunk)
+        return cumulative_regret(env.means, trace.arms)[index].T  # [chunk, len(times)]
+
+    keys = jax.random.split(key, -(-num_runs // chunk))
+    start = time.perf_counter()
+    compiled = jax.jit(chunk_regret).lower(keys[0]).compile()
+    compile_s = time.perf_counter() - start
+    regret = np.concatenate([np.asarray(compiled(k)) for k in keys])[:num_runs]
+    return Result(regret, compile_s, time.perf_counter() - start)
+
+
+def compare(policies: dict[str, Policy], env, key: chex.PRNGKey, num_steps: int, num_runs: int,
+            chunk: int = 100, times: np.ndarray | None = None,
+            report: Callable[[str, Result], None] | None = None) -> dict[str, Result]:
+    """:func:`regret_curves` of each of ``policies`` (label -> policy) against ``env``, every one
+    from the same ``key`` (so their runs share the bandit's reward draws as far as they pull the
+    same arms), at ``times`` (default :func:`log_times`); ``report(label, result)`` is called as
+    each finishes. ``fnrl bandit`` and ``experiments/bandits.py`` both run this."""
+    if not is_bandit(env):
+        raise ValueError(f"bandits.compare: `env` must be a bandit/* environment, got {getattr(env, 'name', env)!r}")
+    _check_int("bandits.compare", "num_steps", num_steps, lambda n: n >= 1, "a positive integer")
+    times = log_times(num_steps) if times is None else times
+    results = {}
+    for label, policy in policies.items():
+        results[label] = regret_curves(policy, env, key, num_steps, num_runs, chunk, times)
+        if report is not None:
+            report(label, results[label])
+    return results
+
+
+def final_regret(regret: np.ndarray) -> dict[str, float | None]:
+    """The mean, standard deviation (ddof 1) and standard error of the mean over runs of the last
+    column of ``regret`` [runs, times] (in float64; the last two ``None`` for one run)."""
+    final = np.asarray(regret, np.float64)[:, -1]
+    if final.size < 2:
+        return {"mean": float(final.mean()), "std": None, "stderr": None}
+    std = float(final.std(ddof=1))
+    return {"mean": float(final.mean()), "std": std, "stderr": std / math.sqrt(final.size)}
+
+
+def plot_regret(regrets: dict[str, np.ndarray], times: np.ndarray, bound: np.ndarray | None, path: str,
+                title: str) -> None:
+    """Writes ``path`` (a PNG): each algorithm's mean regret curve ± 2 standard errors over its
+    runs (``regrets``: label -> [runs, len(times)]) against log t, with the Lai–Robbins ``bound``
+    at ``times`` (or none), once with linear and once with logarithmic regret. The linear panel
+    is capped at the second-highest final regret when the highest is more than 3 times it
+    (ε-greedy's linear regret would otherwise flatten the rest)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {}
+    for label, regret in regrets.items():
+        regret = np.asarray(regret)
+        se = regret.std(0, ddof=1) / np.sqrt(len(regret)) if len(regret) > 1 else np.zeros(regret.shape[1])
+        curves[label] = (regret.mean(0), se)
+    finals = sorted((mean[-1], label) for label, (mean, _) in curves.items())
+    capped = len(finals) > 1 and finals[-1][0] > 3 * finals[-2][0]
+    top = max(finals[-2 if capped else -1][0], 0.0 if bound is None else float(bound[-1]))
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, log_y in zip(axes, (False, True)):
+        for label, (mean, se) in curves.items():
+            line, = ax.plot(times, mean, label=label)
+            ax.fill_between(times, mean - 2 * se, mean + 2 * se, color=line.get_color(), alpha=0.25)
+        if bound is not None:
+            ax.plot(times, bound, "k--", label="Lai–Robbins bound Σ Δ/kl · ln t")
+        ax.set_xscale("log")
+        if times[-1] > 1:
+            ax.set_xlim(10 if times[-1] >= 100 else 1, times[-1])
+        ax.set_xlabel("t (pulls)")
+        ax.grid(True, which="both", alpha=0.3)
+        if log_y:
+            ax.set_yscale("log")
+            if top > 1:
+                ax.set_ylim(1, None)
+            ax.set_title("log–log: every algorithm")
+        else:
+            if top > 0:
+                ax.set_ylim(0, 1.15 * top)
+            ax.set_ylabel("expected regret R(t)")
+            ax.set_title("log t, linear regret" + (f" ({finals[-1][1]} leaves the top)" if capped else ""))
+            ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 __all__ = [
     "Stats", "Policy", "Trace", "init", "update", "empirical_means",
     "epsilon_greedy", "ucb1", "ucb1_index", "kl_ucb", "kl_ucb_index", "bernoulli_kl",
     "bernoulli_thompson", "beta_posterior", "gaussian_thompson", "gaussian_posterior",
-    "run", "run_many", "cumulative_regret", "lai_robbins_constant", "lai_robbins_bound",
+    "run", "run_many", "cumulative_regret", "gaussian_kl", "lai_robbins_constant", "lai_robbins_bound",
+    "env_lai_robbins_constant", "ALGORITHMS", "UNIT_INTERVAL_REWARDS", "ENVIRONMENTS", "names", "is_bandit", "make",
+    "log_times", "Result", "regret_curves", "compare", "final_regret", "plot_regret",
 ]

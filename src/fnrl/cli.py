@@ -7,6 +7,7 @@
     fnrl eval DIR [--episodes N]                   # evaluate a run's saved policy
     fnrl render DIR [--out FILE]                   # one episode: a GIF (classic control), an HTML viewer (Brax)
     fnrl plot DIR... [--out FILE.png]              # overlay runs; seeds as mean ± std
+    fnrl bandit ALGO... --env BANDIT --steps T [--runs R] [--chunk C] [--seed S] [--out DIR]
     fnrl list
 
 ``<algo>`` is a name from ``fnrl list`` or a ``.py`` file defining ``Config`` and ``make_train``
@@ -29,6 +30,12 @@ driver is :func:`fnrl.runner.run`; this module parses arguments, checks them and
 ``config.json``, ``summary.json`` and ``curve.png``. The persistent JAX compilation cache
 (``$FNRL_CACHE_DIR/jax``, default ``~/.cache/fnrl/jax``) makes a second run of the same
 configuration start faster; ``--no-compile-cache`` turns it off.
+
+``fnrl bandit`` compares bandit algorithms (:mod:`fnrl.bandits`; parameters in parentheses,
+``"kl_ucb(c=3)"``) on a ``bandit/*`` environment: R runs of T pulls each, vmapped C at a time in one
+compiled program per algorithm (:func:`fnrl.bandits.compare`). It prints each algorithm's mean
+final regret ± one standard error, its ratio to the Lai–Robbins bound and its wall time, and
+with ``--out DIR`` writes ``DIR/summary.json`` and ``DIR/curve.png``.
 
 Several devices (on-policy algorithms): ``--set num_devices=D`` (data parallel, see
 :mod:`fnrl.parallel`). Several hosts or processes: run the same command in each with
@@ -110,14 +117,29 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", default="curves.png", help="image to write (default curves.png)")
     plot.add_argument("--metric", default="episode_return", help="a column of metrics.jsonl")
 
+    bandit = sub.add_parser("bandit", help="compare bandit algorithms' regret over many vmapped runs on a bandit/* "
+                                            "environment; prints a table, writes summary.json and curve.png into --out")
+    bandit.add_argument("algos", nargs="*", metavar="ALGO",
+                        help="bandit algorithms (see `fnrl list`), each optionally with parameters, e.g. 'kl_ucb(c=3)'")
+    bandit.add_argument("--env", help="a bandit/* environment, e.g. 'bandit/bernoulli(means=(0.9, 0.8, 0.5))'")
+    bandit.add_argument("--steps", type=int, help="pulls per run (the horizon T)")
+    bandit.add_argument("--runs", type=int, default=100, help="independent runs per algorithm (default 100)")
+    bandit.add_argument("--chunk", type=int, default=100,
+                        help="runs vmapped per program call (default 100); memory grows as steps × chunk, and with "
+                             "several chunks the chunk decides each run's key")
+    bandit.add_argument("--seed", type=int, default=0)
+    bandit.add_argument("--out", help="directory for summary.json and curve.png (created; must not hold them)")
+    bandit.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
+
     sub.add_parser("list", help="print the algorithms and environments")
     return parser
 
 
 def _list() -> None:
-    from fnrl import algorithms, envs
+    from fnrl import algorithms, bandits, envs
 
     print("algorithms:", " ".join(algorithms.names()))
+    print("bandit algorithms (fnrl bandit):", " ".join(bandits.names()))
     print("environments:", " ".join(envs.list()))
 
 
@@ -555,6 +577,105 @@ def _plot(args) -> int:
     return 0
 
 
+def _prepare_bandit(args):
+    """Validates ``fnrl bandit``'s inputs; returns (env, {label: policy}). Compiles and writes nothing."""
+    if not args.algos:
+        raise UsageError("bandit needs one or more algorithms (see `fnrl list`), e.g. fnrl bandit ucb1 thompson "
+                         "--env bandit/bernoulli --steps 10000")
+    if args.env is None:
+        raise UsageError("bandit needs --env, a bandit/* environment, e.g. --env 'bandit/bernoulli(means=(0.9, 0.5))'")
+    if args.steps is None:
+        raise UsageError("bandit needs --steps T (pulls per run)")
+    for flag, value in (("--steps", args.steps), ("--runs", args.runs), ("--chunk", args.chunk)):
+        if value < 1:
+            raise UsageError(f"invalid {flag} {value}: must be a positive integer")
+    labels = [spec.strip() for spec in args.algos]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise UsageError(f"bandit algorithm {repeated[0]!r} is given twice; give each once")
+    from fnrl import bandits, envs
+
+    try:
+        env = envs.make(args.env)
+    except (ValueError, TypeError) as e:
+        raise _one_line(e) from None
+    if not bandits.is_bandit(env):
+        raise UsageError(f"--env {args.env!r} is not a bandit: fnrl bandit plays {' and '.join(bandits.ENVIRONMENTS)}"
+                         " (fnrl train trains the other environments)")
+    try:
+        policies = {label: bandits.make(label, env) for label in labels}
+    except (ValueError, TypeError) as e:
+        raise _one_line(e) from None
+    if args.out is not None and any(os.path.exists(os.path.join(args.out, n)) for n in ("summary.json", "curve.png")):
+        raise UsageError(f"--out {args.out!r} already holds summary.json or curve.png; choose another directory")
+    return env, policies
+
+
+def _bandit(args) -> int:
+    env, policies = _prepare_bandit(args)
+
+    import jax
+    import numpy as np
+
+    from fnrl import bandits
+
+    if args.out is not None:
+        _writable_dir(args.out, "--out")
+    if not args.no_compile_cache:
+        _enable_compile_cache()
+    steps, runs, chunk = args.steps, args.runs, min(args.chunk, args.runs)
+    times = bandits.log_times(steps)
+    constant = bandits.env_lai_robbins_constant(env)
+    bound = None if constant is None else constant * np.log(times)
+    calls = -(-runs // chunk)
+    print(f"{args.env}: {runs:,} run{'s' if runs > 1 else ''} of {steps:,} pulls per algorithm, {chunk} per program "
+          f"call ({calls} call{'s' if calls > 1 else ''}), seed {args.seed}")
+    if bound is None:
+        print("Lai–Robbins bound: n/a (no known bound for these arms)")
+    else:
+        print(f"Lai–Robbins bound: Σ Δ/kl · ln T = {constant:.3f} · ln {steps:,} = {bound[-1]:.1f}")
+    width = max(len("algorithm"), *(len(label) for label in policies))
+    header = f"R({steps:,}) ± s.e."
+    print(f"{'algorithm':<{width}}  {header:>20}  {'R(T) / bound':>12}  {'wall s':>7}", flush=True)
+    rows = {}
+
+    def report(label, result):
+        final = bandits.final_regret(result.regret)
+        ratio = final["mean"] / bound[-1] if bound is not None and bound[-1] > 0 else None
+        se = "n/a" if final["stderr"] is None else f"{final['stderr']:.1f}"
+        rows[label] = {"final_regret_mean": final["mean"], "final_regret_stderr": final["stderr"],
+                       "final_regret_std": final["std"], "regret_over_bound": ratio,
+                       "compile_s": result.compile_s, "wall_s": result.wall_s}
+        regret, over = f"{final['mean']:.1f} ± {se}", "n/a" if ratio is None else f"{ratio:.2f}"
+        print(f"{label:<{width}}  {regret:>20}  {over:>12}  {result.wall_s:>7.1f}", flush=True)
+
+    try:
+        results = bandits.compare(policies, env, jax.random.PRNGKey(args.seed), steps, runs, chunk, times,
+                                  report=report)
+    except KeyboardInterrupt:
+        print(f"fnrl: interrupted{'; nothing written to ' + args.out if args.out else ''}", file=sys.stderr)
+        return 130
+    if args.out is None:
+        return 0
+    regrets = {label: r.regret for label, r in results.items()}
+    for label, regret in regrets.items():
+        mean = regret.astype(np.float64).mean(0)
+        se = regret.astype(np.float64).std(0, ddof=1) / np.sqrt(runs) if runs > 1 else None
+        rows[label].update(mean_regret=mean.tolist(), stderr=None if se is None else se.tolist())
+    means = [float(str(m)) for m in np.asarray(env.means, np.float32)]  # 0.9, not 0.8999999761581421
+    summary = {"env": args.env, "means": means, "stddev": getattr(env, "stddev", None), "steps": steps,
+               "runs": runs, "seed": args.seed, "chunk": chunk, "lai_robbins_constant": constant,
+               "lai_robbins_bound": None if bound is None else float(bound[-1]), "times": times.tolist(),
+               "lai_robbins_curve": None if bound is None else bound.tolist(), "algorithms": rows}
+    with tempfile.TemporaryDirectory(dir=args.out) as tmp:  # curve and summary appear whole or not at all
+        bandits.plot_regret(regrets, times, bound, os.path.join(tmp, "curve.png"),
+                            title=f"{args.env}: mean ± 2 standard errors over {runs:,} runs")
+        os.replace(os.path.join(tmp, "curve.png"), os.path.join(args.out, "curve.png"))
+    _write_json(os.path.join(args.out, "summary.json"), summary)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cpu_scheduler_workaround() -> None:
     """Turns off XLA:CPU's concurrency-optimised scheduler, with which some vmapped training
     programs (NPG and TRPO over seeds) deadlock on CPU in jax 0.10.2; it has effect only when
@@ -567,7 +688,8 @@ def cpu_scheduler_workaround() -> None:
 def main(argv=None) -> int:
     cpu_scheduler_workaround()
     args = _parser().parse_args(argv)
-    commands = {"list": lambda a: _list() or 0, "train": _train, "eval": _eval, "render": _render, "plot": _plot}
+    commands = {"list": lambda a: _list() or 0, "train": _train, "eval": _eval, "render": _render, "plot": _plot,
+                "bandit": _bandit}
     try:
         return commands[args.command](args)
     except UsageError as e:
