@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 from typing import NamedTuple
 
 from fnrl.cli import cpu_scheduler_workaround
@@ -49,6 +50,10 @@ class Variant(NamedTuple):
         """The ``fnrl train`` arguments that make this run (``--out`` left out)."""
         sets = [arg for k, v in self.changes.items() for arg in ("--set", f"{k}={json.dumps(v)}")]
         return ["train", self.algo, "--env", self.env, "--steps", str(self.steps), "--seeds", str(seeds), *sets]
+
+    def shell(self, seeds: int = SEEDS) -> str:
+        """:meth:`command` as a shell command line."""
+        return "fnrl " + shlex.join(self.command(seeds))
 
 
 @dataclasses.dataclass
@@ -102,7 +107,7 @@ def report(title: str, results: list[Result], target: float | None, out: str, co
                         f"{sum(f != 'never' for f in firsts)}/{seeds}"]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Each row is the command-line run:", ""]
-    lines += [f"- {r.variant.label}: `fnrl {' '.join(r.variant.command(seeds))}`" for r in results]
+    lines += [f"- {r.variant.label}: `{r.variant.shell(seeds)}`" for r in results]
     lines += ["", "Per-seed final returns:", ""]
     lines += [f"- {r.variant.label}: {', '.join(f'{x:.1f}' for x in r.returns[:, -1])}" for r in results]
     lines += ["", "Configurations (`dataclasses.asdict`):", ""]

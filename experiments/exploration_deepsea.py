@@ -28,7 +28,7 @@ AGENTS = {
     "DQN, ε-greedy (ε = 0.05)": ("dqn", {}),
     "bootstrapped DQN + prior": ("bootdqn", {}),
     "bootstrapped DQN, no prior": ("bootdqn", {"prior_scale": 0.0}),
-    "DQN + RND": ("dqn", {"bonus": "rnd", "bonus_scale": 1.0}),
+    "DQN + RND (β = 0.1)": ("dqn", {"bonus": "rnd", "bonus_scale": 0.1}),
 }
 OUT = "experiments/results/exploration_deepsea"
 TREASURE = 0.5  # a greedy return above this collected the treasure (the optimum is 0.99)
@@ -57,7 +57,7 @@ def main(argv=None):
             result = run(Variant(label, algo, f"deepsea/{n}", args.episodes * n, changes), args.seeds)
             episodes = [solved_at(result.steps, r) / n for r in result.returns]
             results.setdefault(label, {})[n] = {"episodes_to_solve": episodes, "wall_s": result.wall_s,
-                                                 "command": "fnrl " + " ".join(result.variant.command(args.seeds))}
+                                                 "command": result.variant.shell(args.seeds)}
             print(f"{label}, N = {n}: episodes to solve {episodes}", flush=True)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
@@ -72,7 +72,7 @@ def write_table(results, args, command):
              f"budget {args.episodes:,} episodes)", "", f"`{command}`", "",
              "Median over seeds of the episodes until the greedy policy collects the treasure at every later "
              "evaluation (in parentheses: seeds that solved it within the budget); — : no seed did. "
-             f"Largest N solved: the largest size at which every seed solved it.", "",
+             "Largest N solved: the largest size at which every seed solved it.", "",
              "| agent | " + " | ".join(f"N = {n}" for n in sizes) + " | largest N solved |",
              "|---|" + "---|" * (len(sizes) + 1)]
     for label, by_size in results.items():

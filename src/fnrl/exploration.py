@@ -18,8 +18,10 @@ The bonuses (``bonus=`` in every config):
   lectures (``bonus_form``): UCB ``√(2 ln n / N)`` (``n`` all visits so far), MBIE-EB
   ``√(1 / N)`` (Strehl & Littman 2008) and BEB ``1 / N`` (Kolter & Ng 2009);
 - ``simhash`` -- the same forms over counts of SimHash codes ``sign(A g(s))`` of ``k =
-  bonus_hash_bits`` bits (Tang et al. 2017): ``A`` a fixed ``k × D`` standard Gaussian matrix,
-  ``g`` the observation standardised by running statistics, one count per code (``2^k``
+  bonus_hash_bits`` bits (Tang et al. 2017): ``A`` a fixed ``k × (D + 1)`` standard Gaussian
+  matrix, ``g(s) = [z(s), 1]`` the observation standardised by running statistics with a
+  constant feature appended (so the hyperplanes need not pass through the mean, and codes of a
+  low-dimensional state resolve distance as well as direction), one count per code (``2^k``
   buckets, no collisions between codes);
 - ``rnd`` -- random network distillation (Burda et al. 2018): ``b = ‖f̂(s') − f(s')‖²`` for a
   fixed random network ``f`` and a predictor ``f̂`` trained to match it on the states seen;
@@ -128,12 +130,13 @@ def simhash_bonus(spec: Spec, bits: int = 16, form: str = "mbie_eb") -> Bonus:
         counts: CountState
 
     def bucket(state, obs):
-        return simhash_codes(state.projection, normalize(state.obs_stats, obs.reshape(obs.shape[:2] + (size,))))
+        g = normalize(state.obs_stats, obs.reshape(obs.shape[:2] + (size,)))
+        return simhash_codes(state.projection, jnp.concatenate([g, jnp.ones(g.shape[:-1] + (1,))], axis=-1))
 
     counted, empty = _counted(form, 2 ** bits, bucket)
 
     def init(key, obs):
-        return State(jax.random.normal(key, (bits, size)), init_stats((size,)), empty)
+        return State(jax.random.normal(key, (bits, size + 1)), init_stats((size,)), empty)
 
     def observe(state, trajectory):
         flat = trajectory.next_obs.reshape(trajectory.next_obs.shape[:2] + (size,))
