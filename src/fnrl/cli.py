@@ -260,11 +260,11 @@ def _grid(sweeps: list[str], overrides: list[str]) -> dict[str, list]:
 def _make_train(module, config, seeds: list[int] | None, grid: dict | None, check: bool = False):
     """The run to compile: ``module.make_train(config)``, or the :class:`fnrl.sweep.Sweep` of
     ``seeds`` × ``grid``; ``check`` traces a sweep once to refuse keys that cannot be traced."""
-    if seeds is None:
-        return module.make_train(config)
     from fnrl import sweep
 
     try:
+        if seeds is None:
+            return module.make_train(config)  # refuses what the algorithm cannot build (e.g. a bonus)
         runs = sweep.make_sweep(module, config, seeds, grid)
         if check and grid:
             sweep.check_traceable(runs)
@@ -287,10 +287,9 @@ def _prepare(args):
     seeds, grid = _seeds(args.seeds, args.seed), _grid(args.sweep, args.overrides)
     if grid and seeds is None:
         seeds = [args.seed]
-    if seeds is not None:
-        if args.distributed or getattr(config, "num_devices", 1) > 1:
-            raise UsageError("--seeds and --sweep train on one device; drop --distributed and num_devices")
-        _make_train(module, config, seeds, grid, check=True)
+    if seeds is not None and (args.distributed or getattr(config, "num_devices", 1) > 1):
+        raise UsageError("--seeds and --sweep train on one device; drop --distributed and num_devices")
+    _make_train(module, config, seeds, grid, check=True)
     if args.print_config:
         return module, config, preset, seeds, grid
     if args.env is None and "env" not in in_file:
