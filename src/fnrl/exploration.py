@@ -85,6 +85,16 @@ class CountState(NamedTuple):
     total: jax.Array  # all visits
 
 
+class CountBonusState(NamedTuple):
+    counts: CountState
+
+
+class SimHashState(NamedTuple):
+    projection: jax.Array  # A, [k, D + 1]
+    obs_stats: RunningStats
+    counts: CountState
+
+
 def _counted(form: str, num_buckets: int, bucket: Callable):
     """``observe`` of a count bonus over ``bucket(state, next_obs [T, B, ...]) -> [T, B]`` ints."""
 
@@ -104,11 +114,8 @@ def count_bonus(spec: Spec, form: str = "mbie_eb") -> Bonus:
     def bucket(_, obs):
         return jnp.argmax(obs.reshape(obs.shape[:2] + (size,)), axis=-1)
 
-    class State(NamedTuple):
-        counts: CountState
-
     observe, empty = _counted(form, size, bucket)
-    return Bonus(lambda key, obs: State(empty), observe)
+    return Bonus(lambda key, obs: CountBonusState(empty), observe)
 
 
 def simhash_codes(projection: chex.Array, x: chex.Array) -> chex.Array:
@@ -124,11 +131,6 @@ def simhash_bonus(spec: Spec, bits: int = 16, form: str = "mbie_eb") -> Bonus:
         raise ValueError(f"simhash: bits must be in [1, 24] (2^bits count buckets), got {bits}")
     size = math.prod(spec.observation_shape)
 
-    class State(NamedTuple):
-        projection: jax.Array
-        obs_stats: RunningStats
-        counts: CountState
-
     def bucket(state, obs):
         g = normalize(state.obs_stats, obs.reshape(obs.shape[:2] + (size,)))
         return simhash_codes(state.projection, jnp.concatenate([g, jnp.ones(g.shape[:-1] + (1,))], axis=-1))
@@ -136,7 +138,7 @@ def simhash_bonus(spec: Spec, bits: int = 16, form: str = "mbie_eb") -> Bonus:
     counted, empty = _counted(form, 2 ** bits, bucket)
 
     def init(key, obs):
-        return State(jax.random.normal(key, (bits, size + 1)), init_stats((size,)), empty)
+        return SimHashState(jax.random.normal(key, (bits, size + 1)), init_stats((size,)), empty)
 
     def observe(state, trajectory):
         flat = trajectory.next_obs.reshape(trajectory.next_obs.shape[:2] + (size,))
