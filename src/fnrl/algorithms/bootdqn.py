@@ -22,7 +22,8 @@ Composed of:
 - :func:`fnrl.losses.n_step_q_target` and :func:`fnrl.losses.td_loss` per head, the bootstrap
   mask times prioritised replay's importance weight as the sample weight;
 - the agent's ``observe`` (:mod:`fnrl.agent`) to draw a head per episode, ``act``'s extras to
-  store the masks, :func:`fnrl.transforms.periodic_update` for the target network.
+  store the masks, and DQN's optimiser, ε schedule and gradient-and-target step
+  (:func:`fnrl.algorithms.dqn.learn`).
 """
 from __future__ import annotations
 
@@ -32,9 +33,8 @@ from typing import Any, NamedTuple
 import distrax
 import jax
 import jax.numpy as jnp
-import optax
 
-from fnrl import losses, networks, transforms
+from fnrl import losses, networks
 from fnrl.agent import Agent, UpdateOutput
 from fnrl.algorithms import dqn
 from fnrl.config import non_negative, positive_int, unit_interval
@@ -63,9 +63,8 @@ class Learner(NamedTuple):
 def make_agent(config: Config, spec) -> Agent:
     net = networks.make_multi_head_q_network(spec, networks.Torso(config.hidden_sizes), num_heads=config.num_heads,
                                              prior_scale=config.prior_scale)
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
-    epsilon = optax.linear_schedule(config.epsilon_start, config.epsilon_end,
-                                    max(int(config.exploration_fraction * config.total_steps), 1))
+    optimizer = dqn.make_optimizer(config)
+    epsilon = dqn.epsilon_schedule(config)
 
     def draw(key, num):
         return jax.random.randint(key, (num,), 0, config.num_heads)
@@ -83,8 +82,7 @@ def make_agent(config: Config, spec) -> Agent:
         batch = obs.shape[0]
         # A batch other than the training environments' (a stochastic evaluation) draws a head per step.
         heads = learner.heads if batch == learner.heads.shape[0] else draw(head_key, batch)
-        steps = config.warmup_steps + learner.updates // config.updates_per_rollout * config.steps_per_iteration
-        action = distrax.EpsilonGreedy(q[heads, jnp.arange(batch)], epsilon(steps)).sample(seed=action_key)
+        action = distrax.EpsilonGreedy(q[heads, jnp.arange(batch)], epsilon(learner.updates)).sample(seed=action_key)
         mask = jax.random.bernoulli(mask_key, config.mask_prob, (batch, config.num_heads)).astype(jnp.float32)
         return action, {"mask": mask}
 
@@ -107,12 +105,8 @@ def make_agent(config: Config, spec) -> Agent:
         return value, (jnp.mean(jnp.abs(td_error), axis=0), {"loss": value, "q": jnp.mean(q)})
 
     def update(learner, batch, key):
-        grads, (td_error, metrics) = jax.grad(loss, has_aux=True)(learner.params, learner.target_params, batch)
-        params, opt_state = transforms.optimizer_step(optimizer, grads, learner.opt_state, learner.params)
-        count = learner.updates + 1
-        target = transforms.periodic_update(transforms.polyak_update(params, learner.target_params, config.target_tau),
-                                            learner.target_params, count, config.target_update_period)
-        return UpdateOutput(Learner(params, target, opt_state, count, learner.heads), metrics, td_error)
+        learner, td_error, metrics = dqn.learn(config, optimizer, loss, learner, batch)
+        return UpdateOutput(learner, metrics, td_error)
 
     return Agent(init, act, update, observe)
 

@@ -72,15 +72,36 @@ class Learner(NamedTuple):
     updates: jax.Array  # updates made so far
 
 
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+    """Adam after clipping the gradient's global norm."""
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
+
+
+def epsilon_schedule(config: Config):
+    """``updates -> ε`` of the iteration that makes update number ``updates``: linear from
+    ``epsilon_start`` to ``epsilon_end`` over the first ``exploration_fraction`` of the steps."""
+    schedule = optax.linear_schedule(config.epsilon_start, config.epsilon_end,
+                                     max(int(config.exploration_fraction * config.total_steps), 1))
+    return lambda updates: schedule(config.warmup_steps + updates // config.updates_per_rollout
+                                    * config.steps_per_iteration)
+
+
+def learn(config: Config, optimizer, loss, learner, batch):
+    """One gradient step of ``loss(params, target_params, batch) -> (value, (td_error, metrics))``
+    and the target network's update: ``(learner, td_error, metrics)`` with the learner's
+    ``params``, ``target_params``, ``opt_state`` and ``updates`` replaced."""
+    grads, (td_error, metrics) = jax.grad(loss, has_aux=True)(learner.params, learner.target_params, batch)
+    params, opt_state = transforms.optimizer_step(optimizer, grads, learner.opt_state, learner.params)
+    count = learner.updates + 1
+    target = transforms.periodic_update(transforms.polyak_update(params, learner.target_params, config.target_tau),
+                                        learner.target_params, count, config.target_update_period)
+    return learner._replace(params=params, target_params=target, opt_state=opt_state, updates=count), td_error, metrics
+
+
 def make_agent(config: Config, spec) -> Agent:
     net = networks.make_q_network(spec, networks.Torso(config.hidden_sizes))
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate))
-    epsilon = optax.linear_schedule(config.epsilon_start, config.epsilon_end,
-                                    max(int(config.exploration_fraction * config.total_steps), 1))
-
-    def env_steps(updates):
-        """Environment steps taken before the iteration that makes update number ``updates``."""
-        return config.warmup_steps + updates // config.updates_per_rollout * config.steps_per_iteration
+    optimizer = make_optimizer(config)
+    epsilon = epsilon_schedule(config)
 
     def init(key, obs):
         params = net.init(key, obs)
@@ -90,7 +111,7 @@ def make_agent(config: Config, spec) -> Agent:
         q = net.apply(learner.params, obs)
         if not explore:
             return jnp.argmax(q, axis=-1), {}
-        return distrax.EpsilonGreedy(q, epsilon(env_steps(learner.updates))).sample(seed=key), {}
+        return distrax.EpsilonGreedy(q, epsilon(learner.updates)).sample(seed=key), {}
 
     def loss(params, target_params, batch):
         q = net.apply(params, batch.obs)
@@ -102,12 +123,8 @@ def make_agent(config: Config, spec) -> Agent:
         return value, (td_error, {"loss": value, "q": jnp.mean(q)})
 
     def update(learner, batch, key):
-        grads, (td_error, metrics) = jax.grad(loss, has_aux=True)(learner.params, learner.target_params, batch)
-        params, opt_state = transforms.optimizer_step(optimizer, grads, learner.opt_state, learner.params)
-        count = learner.updates + 1
-        target = transforms.periodic_update(transforms.polyak_update(params, learner.target_params, config.target_tau),
-                                            learner.target_params, count, config.target_update_period)
-        return UpdateOutput(Learner(params, target, opt_state, count), metrics, jnp.abs(td_error))
+        learner, td_error, metrics = learn(config, optimizer, loss, learner, batch)
+        return UpdateOutput(learner, metrics, jnp.abs(td_error))
 
     return Agent(init, act, update)
 
