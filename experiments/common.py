@@ -48,7 +48,8 @@ class Variant(NamedTuple):
 
     def command(self, seeds: int = SEEDS) -> list[str]:
         """The ``fnrl train`` arguments that make this run (``--out`` left out)."""
-        sets = [arg for k, v in self.changes.items() for arg in ("--set", f"{k}={json.dumps(v)}")]
+        sets = [arg for k, v in self.changes.items()
+                for arg in ("--set", f"{k}={v if isinstance(v, str) else json.dumps(v)}")]
         return ["train", self.algo, "--env", self.env, "--steps", str(self.steps), "--seeds", str(seeds), *sets]
 
     def shell(self, seeds: int = SEEDS) -> str:

@@ -17,10 +17,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments"))
 import common  # noqa: E402  (experiments/common.py)
 import offpolicy_brax, offpolicy_cartpole, offpolicy_pendulum, onpolicy_brax  # noqa: E401, E402
 import onpolicy_cartpole, onpolicy_pendulum  # noqa: E401, E402
+import exploration_chain, exploration_deepsea, exploration_mountaincar  # noqa: E401, E402
 
 VARIANTS = (onpolicy_cartpole.VARIANTS + onpolicy_pendulum.VARIANTS + offpolicy_cartpole.VARIANTS
             + offpolicy_pendulum.VARIANTS + offpolicy_brax.VARIANTS
-            + [common.Variant("PPO", "ppo", f"brax/{env}", steps) for env, (steps, _) in onpolicy_brax.TASKS.items()])
+            + [common.Variant("PPO", "ppo", f"brax/{env}", steps) for env, (steps, _) in onpolicy_brax.TASKS.items()]
+            + exploration_chain.VARIANTS + exploration_mountaincar.VARIANTS
+            + [common.Variant(label, algo, "deepsea/10", 100_000, changes)
+               for label, (algo, changes) in exploration_deepsea.AGENTS.items()])
 
 
 def _printed_config(capsys, argv) -> dict:
@@ -32,12 +36,15 @@ def test_every_preset_is_a_valid_config_of_a_known_algorithm_and_environment():
     assert presets.table(), "no presets"
     for algo, by_env in presets.table().items():
         assert algo in algorithms.names()
-        for env, fields in by_env.items():
+        for key, fields in by_env.items():
+            # a family (deepsea/*) is checked on its first listed member
+            env = next(e for e in envs.list() if e.startswith(key[:-1])) if key.endswith("/*") else key
             assert env in envs.list()
+            assert presets.key(algo, env) == key
             config = presets.config(algo, env)
             assert config.env == env
             assert all(getattr(config, k) == (tuple(v) if isinstance(v, list) else v) for k, v in fields.items())
-            assert config != algorithms.get(algo).Config(env=env), f"{algo}/{env} changes nothing"
+            assert config != algorithms.get(algo).Config(env=env), f"{algo}/{key} changes nothing"
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v.algo}-{v.env}-{v.label}")
