@@ -178,8 +178,36 @@ CASES = {
                                               "--out", "/dev/null/run"], "cannot write --out '/dev/null/run'"),
     "bandit: --out holding results": (["bandit", "ucb1", "--env", "bandit/bernoulli", "--steps", "100", "--out",
                                        "{run}"], "already holds summary.json or curve.png"),
+    "plan: unknown planner": (["plan", "cme", "--env", "pendulum", "--out", "{tmp}/new"],
+                              "unknown planner 'cme' (did you mean cem?); accepted: random_shooting, cem, mppi, mcts"),
+    "plan: no planner": (["plan", "--env", "pendulum"], "plan needs a planner"),
+    "plan: no --env": (["plan", "cem", "--out", "{tmp}/new"], "plan needs --env ENV"),
+    "plan: unknown environment": (["plan", "cem", "--env", "pendulm", "--out", "{tmp}/new"],
+                                  "unknown environment 'pendulm'"),
+    "plan: invalid value": (["plan", "cem", "--env", "pendulum", "--set", "elites=300", "--out", "{tmp}/new"],
+                            "invalid elites=300: must be smaller than population=200"),
+    "plan: unknown key": (["plan", "mppi", "--env", "pendulum", "--set", "lr=0.1", "--out", "{tmp}/new"],
+                          "unknown config key 'lr' for planning"),
+    "plan: wrong type": (["plan", "mcts", "--env", "cartpole", "--set", "num_simulations=many", "--out", "{tmp}/new"],
+                         "invalid num_simulations='many': must be an integer"),
+    "plan: --config with an unknown key": (["plan", "cem", "--env", "pendulum", "--config", "{tmp}/lr.yaml"],
+                                           "unknown config key 'lr'"),
+    "plan: mcts on continuous actions": (["plan", "mcts", "--env", "pendulum", "--out", "{tmp}/new"],
+                                         "mcts needs discrete actions; this model's actions are continuous"),
+    "plan: mppi on discrete actions": (["plan", "mppi", "--env", "cartpole", "--out", "{tmp}/new"],
+                                       "mppi needs continuous actions; this model's actions are discrete"),
+    "plan: zero episodes": (["plan", "cem", "--env", "pendulum", "--episodes", "0"], "invalid --episodes 0"),
+    "plan: zero steps": (["plan", "cem", "--env", "pendulum", "--max-steps", "0"], "invalid --max-steps 0"),
+    "plan: --render without --out": (["plan", "cem", "--env", "pendulum", "--render"], "give --out DIR"),
+    "plan: --render of a tabular task": (["plan", "mcts", "--env", "tabular/chain", "--render", "--out", "{tmp}/new"],
+                                         "cannot render tabular/chain"),
+    "plan: --out that cannot be created": (["plan", "cem", "--env", "pendulum", "--out", "/dev/null/run"],
+                                           "cannot write --out '/dev/null/run'"),
+    "plan: --out holding results": (["plan", "cem", "--env", "pendulum", "--out", "{run}"],
+                                    "already holds summary.json"),
 }
 BANDIT_CASES = [case for case in CASES if CASES[case][0][0] == "bandit"]
+PLAN_CASES = [case for case in CASES if CASES[case][0][0] == "plan"]
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -215,6 +243,23 @@ def test_bandit_bad_input_is_refused_before_anything_is_compiled(case, tmp_path,
     monkeypatch.setattr(bandits, "regret_curves", compile_nothing)
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "summary.json").write_text("{}")
+    argv, expected = CASES[case]
+    assert main([a.format(run=tmp_path / "run", tmp=tmp_path) for a in argv]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("case", PLAN_CASES)
+def test_plan_bad_input_is_refused_before_anything_is_compiled(case, tmp_path, monkeypatch, capsys):
+    from fnrl import planning
+
+    def compile_nothing(*args, **kwargs):
+        raise AssertionError("fnrl plan compiled a program for bad input")
+
+    monkeypatch.setattr(planning, "run_mpc", compile_nothing)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "summary.json").write_text("{}")
+    (tmp_path / "lr.yaml").write_text("lr: 0.1\n")
     argv, expected = CASES[case]
     assert main([a.format(run=tmp_path / "run", tmp=tmp_path) for a in argv]) == 2
     assert expected in capsys.readouterr().err

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from fnrl import algorithms, envs, presets
+from fnrl import algorithms, envs, planning, presets
 from fnrl.cli import main
 from fnrl.config import read_yaml, to_dict
 
@@ -35,16 +35,20 @@ def _printed_config(capsys, argv) -> dict:
 def test_every_preset_is_a_valid_config_of_a_known_algorithm_and_environment():
     assert presets.table(), "no presets"
     for algo, by_env in presets.table().items():
-        assert algo in algorithms.names()
+        planner = algo in planning.names()
+        assert algo in algorithms.names() or planner
         for key, fields in by_env.items():
             # a family (deepsea/*) is checked on its first listed member
             env = next(e for e in envs.list() if e.startswith(key[:-1])) if key.endswith("/*") else key
             assert env in envs.list()
             assert presets.key(algo, env) == key
             config = presets.config(algo, env)
-            assert config.env == env
+            assert planner or config.env == env
             assert all(getattr(config, k) == (tuple(v) if isinstance(v, list) else v) for k, v in fields.items())
-            assert config != algorithms.get(algo).Config(env=env), f"{algo}/{key} changes nothing"
+            defaults = planning.config_class(algo)() if planner else algorithms.get(algo).Config(env=env)
+            assert config != defaults, f"{algo}/{key} changes nothing"
+            if planner:
+                planning.make(algo, config).init(envs.make(env).spec)  # the planner fits the environment
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v.algo}-{v.env}-{v.label}")

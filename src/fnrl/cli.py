@@ -8,6 +8,7 @@
     fnrl render DIR [--out FILE]                   # one episode: a GIF (classic control), an HTML viewer (Brax)
     fnrl plot DIR... [--out FILE.png]              # overlay runs; seeds as mean ± std
     fnrl bandit ALGO... --env BANDIT --steps T [--runs R] [--chunk C] [--seed S] [--out DIR]
+    fnrl plan PLANNER --env ENV [--episodes N] [--set key=value ...] [--out DIR [--render]]
     fnrl list
 
 ``<algo>`` is a name from ``fnrl list`` or a ``.py`` file defining ``Config`` and ``make_train``
@@ -36,6 +37,13 @@ configuration start faster; ``--no-compile-cache`` turns it off.
 compiled program per algorithm (:func:`fnrl.bandits.compare`). It prints each algorithm's mean
 final regret ± one standard error, its ratio to the Lai–Robbins bound and its wall time, and
 with ``--out DIR`` writes ``DIR/summary.json`` and ``DIR/curve.png``.
+
+``fnrl plan`` runs model-predictive control (:func:`fnrl.planning.run_mpc`) with a planner
+(``random_shooting``, ``cem``, ``mppi``, ``mcts``) that plans with the true environment as its
+model: N episodes side by side in one compiled program. Its config is built as the planner's
+defaults < its preset for the environment < ``--config FILE`` < ``--set``. It prints the mean
+return, and with ``--out DIR`` writes ``DIR/summary.json`` (and ``DIR/episode.gif`` of the
+first episode with ``--render``).
 
 Several devices (on-policy algorithms): ``--set num_devices=D`` (data parallel, see
 :mod:`fnrl.parallel`). Several hosts or processes: run the same command in each with
@@ -131,15 +139,35 @@ def _parser() -> argparse.ArgumentParser:
     bandit.add_argument("--out", help="directory for summary.json and curve.png (created; must not hold them)")
     bandit.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
 
+    plan = sub.add_parser("plan", help="MPC with a planner on the true model of --env (fnrl.planning): prints the "
+                                        "mean episode return; writes summary.json into --out")
+    plan.add_argument("planner", nargs="?", help="random_shooting, cem, mppi or mcts")
+    plan.add_argument("--env", help="environment name (see `fnrl list`): the real environment and its model")
+    plan.add_argument("--episodes", type=int, default=4, help="episodes, planned side by side (default 4)")
+    plan.add_argument("--max-steps", type=int, help="stop each episode after this many steps (default: its time limit)")
+    plan.add_argument("--seed", type=int, default=0)
+    plan.add_argument("--config", metavar="FILE", help="YAML or JSON file of planner config fields")
+    plan.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a planner config field; repeatable")
+    plan.add_argument("--no-preset", action="store_true",
+                      help="start from the planner's defaults, not its tuned preset for --env (fnrl/presets.yaml)")
+    plan.add_argument("--print-config", action="store_true", help="print the effective config and exit")
+    plan.add_argument("--out", help="directory for summary.json (created; must not hold one)")
+    plan.add_argument("--render", action="store_true", help="with --out: also draw the first episode, "
+                                                            "DIR/episode.gif (classic control)")
+    plan.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
+
     sub.add_parser("list", help="print the algorithms and environments")
     return parser
 
 
 def _list() -> None:
     from fnrl import algorithms, bandits, envs
+    from fnrl.planning import names as planning_names
 
     print("algorithms:", " ".join(algorithms.names()))
     print("bandit algorithms (fnrl bandit):", " ".join(bandits.names()))
+    print("planners (fnrl plan):", " ".join(planning_names()))
     print("environments:", " ".join(envs.list()))
 
 
@@ -675,6 +703,98 @@ def _bandit(args) -> int:
     return 0
 
 
+def _prepare_plan(args):
+    """Validates ``fnrl plan``'s inputs; returns (env, planner, preset name or None). Compiles and writes nothing."""
+    if args.planner is None:
+        raise UsageError("plan needs a planner: random_shooting, cem, mppi or mcts, e.g. fnrl plan cem --env pendulum")
+    if args.env is None:
+        raise UsageError("plan needs --env ENV, e.g. --env pendulum")
+    if args.episodes < 1:
+        raise UsageError(f"invalid --episodes {args.episodes}: must be a positive integer")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise UsageError(f"invalid --max-steps {args.max_steps}: must be a positive integer")
+    from fnrl import config as fnrl_config, envs, planning, presets
+
+    try:
+        kind = planning.config_class(args.planner)
+        env = envs.make(args.env)
+        preset = {} if args.no_preset else presets.get(args.planner, args.env)
+        config = fnrl_config.apply(kind(), preset, source=f"preset {args.planner}/{args.env}")
+        config = fnrl_config.apply(config, fnrl_config.load_file(args.config) if args.config else {}, args.config)
+        config = fnrl_config.override(config, args.overrides)
+        planner = planning.make(args.planner, config)
+        planner.init(env.spec)  # the planner fits the environment's actions?
+    except (ValueError, TypeError) as e:  # ConfigError is a ValueError
+        raise _one_line(e) from None
+    if args.render:
+        from fnrl.render import episode_format
+
+        if args.out is None:
+            raise UsageError("plan --render writes DIR/episode.gif: give --out DIR")
+        try:
+            drawn = episode_format(env)
+        except ValueError as e:
+            raise _one_line(e) from None
+        if drawn != "gif":
+            raise UsageError(f"plan --render draws classic control as a GIF; {args.env} is not classic control")
+    if args.out is not None and os.path.exists(os.path.join(args.out, "summary.json")):
+        raise UsageError(f"--out {args.out!r} already holds summary.json; choose another directory")
+    return env, planner, f"{args.planner}/{presets.key(args.planner, args.env)}" if preset else None
+
+
+def _plan(args) -> int:
+    env, planner, preset = _prepare_plan(args)
+    if args.print_config:
+        from fnrl.config import dump
+
+        print(dump(planner.config), end="")
+        return 0
+    import functools
+    import time
+
+    import jax
+    import numpy as np
+
+    from fnrl import planning
+    from fnrl.loops.evaluation import episode_limit
+
+    if args.out is not None:
+        _writable_dir(args.out, "--out")
+    if not args.no_compile_cache:
+        _enable_compile_cache()
+    max_steps = args.max_steps or episode_limit(env)
+    key = jax.random.PRNGKey(args.seed)
+    start = time.perf_counter()
+    run = jax.jit(functools.partial(planning.run_mpc, env, planner, num_episodes=args.episodes, max_steps=max_steps,
+                                    record=args.render)).lower(key).compile()
+    compile_s = time.perf_counter() - start
+    tuned = f" (tuned preset {preset}; --no-preset for the defaults)" if preset else ""
+    print(f"{planner.name} on {args.env}{tuned}: {planner.model_steps:,} model steps per action, {args.episodes} "
+          f"episode{'s' if args.episodes > 1 else ''} of at most {max_steps} steps; compiled in {compile_s:.1f}s",
+          flush=True)
+    episodes = jax.device_get(run(key))
+    wall_s = time.perf_counter() - start
+    returns, lengths = np.asarray(episodes.returns, np.float64), np.asarray(episodes.lengths)
+    print(f"mean return {returns.mean():.2f} ± {returns.std():.2f} over {args.episodes} episodes "
+          f"(min {returns.min():.2f}, max {returns.max():.2f}) in {wall_s:.1f}s", flush=True)
+    if args.out is None:
+        return 0
+    summary = {"planner": planner.name, "env": args.env, "episodes": args.episodes, "seed": args.seed,
+               "max_steps": max_steps, "episode_return": float(returns.mean()),
+               "episode_return_std": float(returns.std()), "episode_returns": returns.tolist(),
+               "episode_lengths": lengths.tolist(), "model_steps_per_action": planner.model_steps,
+               "compile_s": compile_s, "wall_s": wall_s, "preset": preset,
+               "config": dataclasses.asdict(planner.config)}
+    if args.render:
+        from fnrl.render import episode_gif
+
+        frames = np.asarray(episodes.internals)[: int(lengths[0]) + 1, 0]
+        _write_atomic(os.path.join(args.out, "episode.gif"), episode_gif(env, list(frames)))
+    _write_json(os.path.join(args.out, "summary.json"), summary)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cpu_scheduler_workaround() -> None:
     """Turns off XLA:CPU's concurrency-optimised scheduler, with which some vmapped training
     programs (NPG and TRPO over seeds) deadlock on CPU in jax 0.10.2; it has effect only when
@@ -688,7 +808,7 @@ def main(argv=None) -> int:
     cpu_scheduler_workaround()
     args = _parser().parse_args(argv)
     commands = {"list": lambda a: _list() or 0, "train": _train, "eval": _eval, "render": _render, "plot": _plot,
-                "bandit": _bandit}
+                "bandit": _bandit, "plan": _plan}
     try:
         return commands[args.command](args)
     except UsageError as e:

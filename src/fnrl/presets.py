@@ -1,4 +1,4 @@
-"""Tuned settings per (algorithm, environment), kept as data in ``fnrl/presets.yaml``.
+"""Tuned settings per (algorithm or planner, environment), kept as data in ``fnrl/presets.yaml``.
 
 The command line (``fnrl train ALGO --env ENV`` starts from the preset when there is one), the
 experiments and the README's tables all read them from here, so a tuned setting lives in one
@@ -45,7 +45,12 @@ def key(algo: str, env: str) -> str | None:
 
 
 def config(algo: str, env: str, **changes):
-    """``algo``'s validated ``Config`` on ``env``: the defaults, then the preset, then ``changes``."""
-    module = algorithms.get(algo)
-    preset = apply(module.Config(env=env), get(algo, env), source=f"preset {algo}/{env}")
+    """``algo``'s validated ``Config`` on ``env``: the defaults, then the preset, then ``changes``.
+
+    ``algo`` may also name a planner of :mod:`fnrl.planning` (``cem``, ``mcts``, ...): its
+    config has no ``env`` field, but its presets are per environment all the same."""
+    from fnrl import planning
+
+    defaults = planning.config_class(algo)() if algo in planning.names() else algorithms.get(algo).Config(env=env)
+    preset = apply(defaults, get(algo, env), source=f"preset {algo}/{env}")
     return apply(preset, changes)
