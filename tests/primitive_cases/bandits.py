@@ -18,6 +18,8 @@ def _probabilities(key, shape=(K,)):
 CASES = [
     Case("bernoulli_kl", B.bernoulli_kl,
          lambda key: (_probabilities(key), _probabilities(jax.random.fold_in(key, 1))), argnums=(0, 1)),
+    Case("gaussian_kl", lambda p, q: B.gaussian_kl(p, q, 0.5),
+         lambda key: (_probabilities(key), _probabilities(jax.random.fold_in(key, 1))), argnums=(0, 1)),
     Case("lai_robbins_constant", B.lai_robbins_constant, lambda key: (_probabilities(key),)),
     Case("lai_robbins_bound", lambda m: B.lai_robbins_bound(m, 1e5), lambda key: (_probabilities(key),)),
     Case("empirical_means", lambda sums: B.empirical_means(B.Stats(COUNTS, sums, jnp.sum(COUNTS))),
@@ -36,3 +38,7 @@ EXEMPT = {
     "run": _POLICY, "run_many": _POLICY,
     "cumulative_regret": "re-exported from fnrl.envs.bandit; its case is in envs_bandit.py",
 }
+_HOST = "host-side tooling of `fnrl bandit` and experiments/bandits.py (names, building, chunked runs, plots); tested in tests/test_bandits.py"
+EXEMPT.update({name: _HOST for name in (
+    "env_lai_robbins_constant", "ALGORITHMS", "UNIT_INTERVAL_REWARDS", "ENVIRONMENTS", "names", "is_bandit", "make",
+    "log_times", "Result", "regret_curves", "compare", "final_regret", "plot_regret")})
