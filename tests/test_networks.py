@@ -271,6 +271,34 @@ def test_dynamics_ensemble_shapes_and_likelihood():
     assert not np.allclose(other.mean(), dist.mean())
 
 
+def test_dynamics_ensemble_per_member_inputs_and_learned_bounds():
+    model = nw.make_dynamics_ensemble(CONTINUOUS, TORSO, num_models=N, log_std_bounds=(-3.0, 0.5),
+                                      learned_log_std_bounds=True)
+    obs = jax.random.normal(KEY, (N, B, 3))
+    action = jnp.tanh(jax.random.normal(jax.random.PRNGKey(1), (N, B, 2)))
+    params = model.init(KEY, obs[0], action[0])
+    low, high = nw.dynamics_log_std_bounds(params)
+    assert low.shape == high.shape == (N, 4)
+    np.testing.assert_array_equal(low, -3.0)
+    np.testing.assert_array_equal(high, 0.5)
+    # per_member=True: member i predicts for its own slice i of the inputs.
+    own = model.apply(params, obs, action, per_member=True)
+    assert own.batch_shape == (N, B)
+    for i in range(N):
+        shared = model.apply(params, obs[i], action[i])
+        np.testing.assert_allclose(own.mean()[i], shared.mean()[i], rtol=1e-6)
+        np.testing.assert_allclose(own.stddev()[i], shared.stddev()[i], rtol=1e-6)
+    with pytest.raises(AssertionError, match="per_member=True obs needs a leading axis of 3 members"):
+        model.apply(params, obs[:2], action[:2], per_member=True)
+    # log σ lies within the (soft) bounds, which receive gradients.
+    far = model.apply(params, 100.0 * obs, action, per_member=True)
+    assert np.all(np.log(far.stddev()) >= -3.0 - 1e-5) and np.all(np.log(far.stddev()) <= 0.5 + 0.03)
+    grads = jax.grad(lambda p: model.apply(p, 100.0 * obs, action, per_member=True).stddev().sum())(params)
+    assert np.any(grads["models/model_head"]["max_log_std"] != 0)
+    with pytest.raises(ValueError, match="no learned log-std bounds"):
+        nw.dynamics_log_std_bounds(nw.make_dynamics_ensemble(CONTINUOUS, TORSO, num_models=N).init(KEY, obs[0], action[0]))
+
+
 # --------------------------------------------------------------------------- VAE
 
 

@@ -58,12 +58,14 @@ __all__ = [
     "deterministic_head",
     "value_head",
     "ensemble",
+    "soft_clamp",
     "make_policy",
     "make_value",
     "make_actor_critic",
     "make_deterministic_policy",
     "make_q_network",
     "make_dynamics_ensemble",
+    "dynamics_log_std_bounds",
     "VAE",
     "make_vae",
 ]
@@ -309,6 +311,8 @@ def ensemble(fn: Callable[..., Any], size: int, *, name: str = "ensemble") -> Ca
     ``[size, ...]``. The members' parameters are stacked along a leading axis (``jax.vmap`` of
     the member's ``init`` over ``size`` keys, registered with ``hk.lift``), so one forward pass
     evaluates all members in parallel and gradients of member ``i`` touch only slice ``i``.
+    Called with ``member_axis=True`` the inputs carry a leading ``[size]`` axis too and member
+    ``i`` sees only slice ``i`` of them (each member on its own data, e.g. a bootstrap sample).
     Used for twin/ensemble critics (TD3: Fujimoto et al. 2018; REDQ: Chen et al. 2021) and
     probabilistic dynamics ensembles (PETS: Chua et al. 2018).
     """
@@ -316,13 +320,32 @@ def ensemble(fn: Callable[..., Any], size: int, *, name: str = "ensemble") -> Ca
         raise ValueError(f"ensemble {name!r}: size must be a positive integer, got {size!r}")
     member = hk.without_apply_rng(hk.transform(fn))
 
-    def apply(*args):
-        axes = (0,) + (None,) * len(args)
+    def apply(*args, member_axis: bool = False):
+        if member_axis:
+            for i, x in enumerate(jax.tree_util.tree_leaves(args)):
+                chex.assert_axis_dimension(x, 0, size, custom_message=(
+                    f"ensemble {name!r}: with member_axis=True input {i} needs a leading axis of {size} members"))
+        axes = (0,) + ((0 if member_axis else None),) * len(args)
         keys = hk.next_rng_keys(size) if hk.running_init() else None
         params = hk.lift(jax.vmap(member.init, in_axes=axes), name=name)(keys, *args)
         return jax.vmap(member.apply, in_axes=axes)(params, *args)
 
     return apply
+
+
+def soft_clamp(x: chex.Array, lower: chex.Array, upper: chex.Array) -> chex.Array:
+    """``x`` bounded smoothly below by ``lower`` and above by ``upper`` (PETS: Chua et al. 2018,
+    appendix A.1, where the bounds on a predicted log-variance are learned)::
+
+        y = upper − softplus(upper − x),   soft_clamp(x) = lower + softplus(y − lower)
+
+    ``≈ x`` well inside ``(lower, upper)``; never below ``lower`` and never above
+    ``upper + log(1 + e^{−(upper − lower)})`` (the second softplus's tail: ``upper + 0.004``
+    for PETS's bounds); smooth, with gradients to ``lower`` and ``upper`` as well, so the
+    bounds can be parameters. The arrays broadcast against each other.
+    """
+    y = upper - jax.nn.softplus(upper - x)
+    return lower + jax.nn.softplus(y - lower)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -533,12 +556,30 @@ def make_multi_head_q_network(spec: Spec, torso: Torso = Torso(), *, num_heads: 
     return hk.without_apply_rng(hk.transform(forward))
 
 
+class _LearnedBoundGaussianParams(hk.Module):
+    """Mean and standard deviation with learned soft log-σ bounds (PETS; see
+    :func:`make_dynamics_ensemble`)."""
+
+    def __init__(self, size, log_std_bounds, w_init, name):
+        super().__init__(name=name)
+        self._size, self._bounds, self._w_init = size, log_std_bounds, w_init
+
+    def __call__(self, h):
+        (lo, hi), size = self._bounds, self._size
+        mean = hk.Linear(size, w_init=self._w_init, name="mean")(h)
+        raw = hk.Linear(size, w_init=self._w_init, name="log_std")(h)
+        lower = hk.get_parameter("min_log_std", (size,), init=hk.initializers.Constant(lo))
+        upper = hk.get_parameter("max_log_std", (size,), init=hk.initializers.Constant(hi))
+        return mean, jnp.exp(soft_clamp(raw, lower, upper))
+
+
 def make_dynamics_ensemble(
     spec: Spec,
     torso: Torso = Torso(),
     *,
     num_models: int = 5,
     log_std_bounds: tuple[float, float] = LOG_STD_BOUNDS,
+    learned_log_std_bounds: bool = False,
 ) -> hk.Transformed:
     """Probabilistic ensemble of dynamics models (PETS: Chua et al. 2018; MBPO: Janner et al.
     2019): member ``i`` predicts ``N(μ_i(s, a), diag σ_i²(s, a))`` over the target
@@ -546,26 +587,57 @@ def make_dynamics_ensemble(
 
     ``apply(params, obs, action) ->`` a :func:`diag_gaussian` with batch shape
     ``[num_models, *batch]`` and event ``[prod(observation_shape) + 1]``; train with
-    ``−log_prob(y)``. Discrete actions are one-hot encoded. ``σ`` uses the bounded
-    state-dependent parameterisation of :func:`gaussian_head`.
+    ``−log_prob(y)`` (:func:`fnrl.losses.gaussian_nll_loss`). With ``per_member=True``,
+    ``obs`` and ``action`` carry a leading ``[num_models]`` axis and member ``i`` predicts for
+    slice ``i`` only (each member on its own bootstrap sample). Discrete actions are one-hot
+    encoded.
+
+    ``log σ`` is state-dependent and bounded. By default the bounds are fixed and smooth, as
+    in :func:`gaussian_head`: ``log σ = lo + ½(hi − lo)(tanh(ρ) + 1)``. With
+    ``learned_log_std_bounds=True`` they are parameters per member and output dimension, as in
+    PETS: ``log σ = soft_clamp(ρ, min_log_std, max_log_std)`` (:func:`soft_clamp`), starting
+    at ``log_std_bounds``; the training loss adds a small penalty
+    ``λ(Σ max_log_std − Σ min_log_std)`` that pulls them together (read them from the
+    parameters with :func:`dynamics_log_std_bounds`), so that σ is bounded where there is no
+    data while the bounds stay where the data put them.
     """
     size = math.prod(spec.observation_shape) + 1
     if not spec.discrete:
         _action_size(spec, "make_dynamics_ensemble")
+    lo, hi = log_std_bounds
+    if not lo < hi:
+        raise ValueError(f"make_dynamics_ensemble: need log_std_bounds[0] < log_std_bounds[1], got {tuple(log_std_bounds)!r}")
     w_init = _head_init(torso, 1.0)
 
     def member(x, a):
         h = torso(jnp.concatenate([x, a], axis=-1), name="model_torso")
+        if learned_log_std_bounds:
+            return _LearnedBoundGaussianParams(size, log_std_bounds, w_init, name="model_head")(h)
         return _GaussianParams(size, True, log_std_bounds, 0.0, w_init, name="model_head")(h)
 
     models = ensemble(member, num_models, name="models")
 
-    def forward(obs, action):
+    def forward(obs, action, per_member: bool = False):
         x, batch = _flatten_obs(obs, spec)
+        if per_member:
+            chex.assert_axis_dimension(x, 0, num_models, custom_message=(
+                f"make_dynamics_ensemble: with per_member=True obs needs a leading axis of {num_models} members"))
         # Distributions are built outside the member vmap, from stacked arrays.
-        return diag_gaussian(*models(x, _action_features(action, spec, batch)))
+        return diag_gaussian(*models(x, _action_features(action, spec, batch), member_axis=per_member))
 
     return hk.without_apply_rng(hk.transform(forward))
+
+
+def dynamics_log_std_bounds(params: hk.Params) -> tuple[chex.Array, chex.Array]:
+    """The learned ``(min_log_std, max_log_std)`` of a :func:`make_dynamics_ensemble` built with
+    ``learned_log_std_bounds=True``, each ``[num_models, prod(observation_shape) + 1]`` (with
+    any leading axes of stacked parameters, e.g. seeds)."""
+    found = {name: value for module in params.values() for name, value in module.items()
+             if name in ("min_log_std", "max_log_std")}
+    if len(found) != 2:
+        raise ValueError("dynamics_log_std_bounds: these parameters have no learned log-std bounds; "
+                         "build the model with make_dynamics_ensemble(..., learned_log_std_bounds=True)")
+    return found["min_log_std"], found["max_log_std"]
 
 
 class VAE(NamedTuple):

@@ -64,6 +64,7 @@ _actor_critic = nw.make_actor_critic(DISCRETE, TORSO)
 _deterministic_policy = nw.make_deterministic_policy(CONTINUOUS, TORSO)
 _critics = nw.make_q_network(CONTINUOUS, TORSO, num_critics=2)
 _dynamics = nw.make_dynamics_ensemble(CONTINUOUS, TORSO, num_models=3)
+_learned_dynamics = nw.make_dynamics_ensemble(CONTINUOUS, TORSO, num_models=3, learned_log_std_bounds=True)
 _vae = nw.make_vae(2, 2, TORSO, condition_size=3)
 
 
@@ -146,6 +147,24 @@ CASES = [
         lambda p, obs, a, y: _dynamics.apply(p, obs, a).log_prob(y),
         _with_params(_dynamics, _obs(CONTINUOUS), _action, extra=[lambda k: _normal(k, (B, 4))]),
         (0, 2),
+    ),
+    Case(  # learned log-std bounds, each member on its own inputs
+        "make_dynamics_ensemble",
+        lambda p, obs, a, y: _learned_dynamics.apply(p, obs, a, per_member=True).log_prob(y),
+        _with_params(_learned_dynamics, lambda k: _normal(k, (3, B, 3)), lambda k: jnp.tanh(_normal(k, (3, B, 2))),
+                     extra=[lambda k: _normal(k, (3, B, 4))]),
+        (0, 2),
+    ),
+    Case(
+        "dynamics_log_std_bounds",
+        lambda p: nw.dynamics_log_std_bounds(jax.tree.map(lambda x: 2.0 * x, p)),
+        lambda k: (_learned_dynamics.init(k, _obs(CONTINUOUS)(k), _action(k)),),
+    ),
+    Case(
+        "soft_clamp",
+        lambda x, lo, hi: nw.soft_clamp(x, lo - 1.0, hi + 1.0),
+        lambda k: tuple(3.0 * _normal(kk, (B, 2)) for kk in jax.random.split(k, 3)),
+        (0, 1, 2),
     ),
     Case("make_vae", _vae_terms, _make_vae_args, (0, 1, 3)),
 ]
