@@ -67,6 +67,11 @@ def test_simhash_codes_collide_as_the_angle_says():
         assert float(jnp.mean(differ)) == pytest.approx(angle / math.pi, abs=0.015)
 
 
+def test_simhash_codes_check_their_shapes():
+    with pytest.raises(ValueError, match=r"simhash_codes: x of shape \(3,\) must end in D = 2"):
+        exploration.simhash_codes(jnp.ones((4, 2)), jnp.ones(3))
+
+
 def test_simhash_bonus_counts_codes_of_standardised_observations():
     spec = fnrl.envs.make("cartpole").spec
     bonus = exploration.simhash_bonus(spec, bits=8)

@@ -74,6 +74,7 @@ def counts(form: str, visits: chex.Array, total: chex.Array) -> chex.Array:
     ``√(2 ln n / N)``, ``"mbie_eb"`` ``√(1 / N)`` or ``"beb"`` ``1 / N``."""
     if form not in FORMS:
         raise ValueError(f"unknown count-bonus form {form!r}; accepted: {', '.join(FORMS)}")
+    chex.assert_rank(total, 0, custom_message="counts: `total` must be a scalar (all visits n)")
     visits = jnp.maximum(visits, 1.0)
     if form == "ucb":
         return jnp.sqrt(2.0 * jnp.log(jnp.maximum(total, 1.0)) / visits)
@@ -121,6 +122,9 @@ def count_bonus(spec: Spec, form: str = "mbie_eb") -> Bonus:
 def simhash_codes(projection: chex.Array, x: chex.Array) -> chex.Array:
     """SimHash bucket of each row of ``x`` ``[..., D]``: the bits ``A x > 0`` of the ``k × D``
     ``projection`` read as a binary number in ``[0, 2^k)``."""
+    chex.assert_rank(projection, 2, custom_message="simhash_codes: `projection` must be A of shape [k, D]")
+    if jnp.shape(x)[-1:] != projection.shape[1:]:
+        raise ValueError(f"simhash_codes: x of shape {jnp.shape(x)} must end in D = {projection.shape[1]}")
     bits = (x @ projection.T > 0).astype(jnp.int32)
     return jnp.sum(bits << jnp.arange(projection.shape[0], dtype=jnp.int32), axis=-1)
 
