@@ -57,13 +57,13 @@ import optax
 from fnrl import losses, networks
 from fnrl.config import check, constrained, non_negative, one_of, positive, positive_int, Validated
 from fnrl.envs.classic import CartPole, Pendulum
-from fnrl.envs.core import Env, EnvState, Spec, as_float
-from fnrl.envs.wrappers import RunningStats, init_stats, normalize, update_stats
+from fnrl.envs.core import Env, EnvState, Spec, Wrapper, as_float
+from fnrl.envs.wrappers import RescaleAction, RunningStats, init_stats, normalize, rescale_action, update_stats
 from fnrl.loops.onpolicy import minibatch_epochs
 from fnrl.types import Array, PRNGKey, Transition
 
 __all__ = [
-    "EnsembleConfig", "ModelParams", "Ensemble", "make_ensemble", "targets", "bootstrap_indices", "fit",
+    "EnsembleConfig", "ModelFields", "ModelParams", "Ensemble", "make_ensemble", "targets", "bootstrap_indices", "fit",
     "ModelEnv", "model_env", "reward_function", "termination_function",
 ]
 
@@ -137,6 +137,38 @@ class EnsembleConfig(Validated):
     @property
     def elites(self) -> int:
         return self.num_models if self.num_elites is None else self.num_elites
+
+
+def _model_field(name: str) -> Any:
+    """:class:`EnsembleConfig`'s field ``name`` (its default and what it accepts), for :class:`ModelFields`."""
+    field = EnsembleConfig.__dataclass_fields__[name]
+    return dataclasses.field(default=field.default, metadata=field.metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFields(Validated):
+    """The dynamics-ensemble fields of a model-based algorithm's config: ``model_X`` is
+    :class:`EnsembleConfig`'s ``X`` (flat, so that ``--set model_num_models=7`` reaches it);
+    :meth:`ensemble_config` builds the ensemble's config from them."""
+
+    model_num_models: int = _model_field("num_models")
+    model_num_elites: int | None = _model_field("num_elites")
+    model_hidden_sizes: tuple[int, ...] = _model_field("hidden_sizes")
+    model_learning_rate: float = _model_field("learning_rate")
+    model_weight_decay: float = _model_field("weight_decay")
+    model_batch_size: int = _model_field("batch_size")
+    model_num_epochs: int = _model_field("num_epochs")
+    model_patience: int | None = _model_field("patience")
+    model_validation_fraction: float = _model_field("validation_fraction")
+    model_bootstrap: str = _model_field("bootstrap")
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.ensemble_config()  # the checks that relate several fields
+
+    def ensemble_config(self) -> EnsembleConfig:
+        prefix = "model_"
+        return EnsembleConfig(**{f.name[len(prefix):]: getattr(self, f.name) for f in dataclasses.fields(ModelFields)})
 
 
 class ModelParams(NamedTuple):
@@ -615,12 +647,27 @@ def _known(env: Env, which: int, what: str) -> StepFunction:
     if type(inner) not in _KNOWN:
         names = ", ".join(cls.name for cls in _KNOWN)
         raise ValueError(f"no known {what} for {type(inner).__name__}; known for: {names}")
-    return _KNOWN[type(inner)][which](inner)
+    known = _KNOWN[type(inner)][which](inner)
+    rescaling = _rescaling(env)
+    if rescaling is None:
+        return known
+    return lambda obs, action, next_obs: known(obs, rescale_action(action, rescaling._low, rescaling._high), next_obs)
+
+
+def _rescaling(env: Env) -> RescaleAction | None:
+    """The :class:`~fnrl.envs.wrappers.RescaleAction` in ``env``'s stack of wrappers, if any."""
+    while isinstance(env, Wrapper):
+        if isinstance(env, RescaleAction):
+            return env
+        env = env.env
+    return None
 
 
 def reward_function(env: Env) -> StepFunction:
     """The known reward ``(obs, action, next_obs) -> r`` of ``env`` (pendulum, cartpole; any
-    wrappers around them are looked through, actions are in the environment's own units)."""
+    wrappers around them are looked through), with actions in the units ``env`` takes: the
+    environment's own, or ``[-1, 1]`` through a :class:`~fnrl.envs.wrappers.RescaleAction`
+    (``fnrl.envs.wrap(env, auto_reset=False)``: the environment as an agent acts in it)."""
     return _known(env, 0, "reward function")
 
 

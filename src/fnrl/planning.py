@@ -60,6 +60,7 @@ from fnrl.config import Validated, check, constrained, non_negative, positive, p
 from fnrl.envs.classic import Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum
 from fnrl.envs.core import Env, EnvState, Spec
 from fnrl.envs.tabular import TabularEnv
+from fnrl.models import ModelEnv
 
 __all__ = [
     "ShootingConfig", "CEMConfig", "MPPIConfig", "MCTSConfig", "Planner", "PlanOutput", "Gaussian", "Categorical",
@@ -576,6 +577,7 @@ _FROM_OBS: dict[type, Callable] = {
     Pendulum: lambda obs, fresh: jnp.stack([jnp.arctan2(obs[1], obs[0]), obs[2]]),
     Acrobot: lambda obs, fresh: jnp.stack([jnp.arctan2(obs[1], obs[0]), jnp.arctan2(obs[3], obs[2]), obs[4], obs[5]]),
     TabularEnv: lambda obs, fresh: (jnp.argmax(obs).astype(jnp.int32), fresh[1]),  # (s, the reset's RNG key)
+    ModelEnv: lambda obs, fresh: fresh,  # a learned model's state is its observation (and its own key)
 }
 
 
@@ -587,7 +589,8 @@ def observed_state(env: Env) -> Callable[[chex.Array, chex.PRNGKey], EnvState]:
     restarts at 0) and the environment's own state is recovered from ``obs``: cart-pole and the
     mountain cars observe their state; pendulum (cos θ, sin θ, θ̇) gives θ = atan2(sin θ, cos θ);
     acrobot likewise for both angles; a tabular MDP's one-hot observation gives the state index
-    (its RNG key comes from the reset).
+    (its RNG key comes from the reset); a learned model (:class:`fnrl.models.ModelEnv`) is in
+    the state it observes.
 
     Raises:
       ValueError: one line, for an environment whose observation does not determine its state

@@ -34,7 +34,7 @@ from fnrl import envs, exploration
 from fnrl.agent import Agent
 from fnrl.config import Validated, constrained, non_negative, one_of, positive, positive_int, unit_interval
 from fnrl.loops.evaluation import episode_limit, evaluate
-from fnrl.rollout import Episodes
+from fnrl.rollout import Episodes, rollout
 
 # About this many progress reports per run when the run is driven chunk by chunk.
 PROGRESS_REPORTS = 100
@@ -101,6 +101,26 @@ _OBSERVE = 0x0B5E7E
 def observe_key(key):
     """The key of ``agent.observe`` in the iteration (or warm-up) whose key is ``key``."""
     return jax.random.fold_in(key, _OBSERVE)
+
+
+def random_warmup(train_env: envs.Env, agent: Agent, learner, env_state: envs.EnvState, key, num_steps: int):
+    """``num_steps`` steps of uniformly random actions in the batched ``train_env`` (a warm-up
+    that fills a buffer before learning), seen by ``agent.observe``: ``(learner, env_state,
+    trajectory)``. The extras of the agent's ``act`` have no value for steps no agent took, so
+    they are NaN (0 for non-float extras), with the structure a buffer of the agent's steps needs."""
+    spec = train_env.spec
+    num_envs = env_state.reward.shape[0]
+    extras = jax.eval_shape(lambda: agent.act(learner, env_state.obs, key, True))[1]
+
+    def missing(e):
+        return jnp.full(e.shape, jnp.nan if jnp.issubdtype(e.dtype, jnp.floating) else 0, e.dtype)
+
+    def uniform(_, obs, key):
+        return spec.sample_action(key, (num_envs,)), jax.tree_util.tree_map(missing, extras)
+
+    env_state, trajectory, _ = rollout(train_env, uniform, None, env_state, key, num_steps)
+    learner, trajectory = agent.observe(learner, trajectory, observe_key(key))
+    return learner, env_state, trajectory
 
 
 def make_env(config: RunConfig) -> envs.Env:

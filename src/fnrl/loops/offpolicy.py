@@ -102,7 +102,6 @@ def make_train(config: OffPolicyConfig, env: envs.Env, agent: Agent, on_eval: Ca
     ``step`` counts the warm-up's steps too."""
     agent = core.with_bonus(config, agent, env)
     train_env = envs.wrap(env, num_envs=config.num_envs)
-    spec = train_env.spec
     n = config.n_step
     total_iterations = config.periods.iterations
 
@@ -118,19 +117,8 @@ def make_train(config: OffPolicyConfig, env: envs.Env, agent: Agent, on_eval: Ca
     def start(learner_key, reset_key, warmup_key):
         env_state = train_env.reset(reset_key)
         learner = agent.init(learner_key, env_state.obs)
-        # The warm-up's actions are uniformly random; the extras of the agent's act have no
-        # value for them, so they are stored as NaN (zeros for non-float extras), with the
-        # structure the buffer needs.
-        extras = jax.eval_shape(explore, learner, env_state.obs, warmup_key)[1]
-
-        def missing(e):
-            return jnp.full(e.shape, jnp.nan if jnp.issubdtype(e.dtype, jnp.floating) else 0, e.dtype)
-
-        def uniform(_, obs, key):
-            return spec.sample_action(key, (config.num_envs,)), jax.tree_util.tree_map(missing, extras)
-
-        env_state, warmup, _ = rollout(train_env, uniform, None, env_state, warmup_key, config.warmup_length)
-        learner, warmup = agent.observe(learner, warmup, core.observe_key(warmup_key))
+        learner, env_state, warmup = core.random_warmup(train_env, agent, learner, env_state, warmup_key,
+                                                        config.warmup_length)
         transitions = assemble(warmup)
         example = jax.tree_util.tree_map(lambda x: x[0, 0], transitions)
         buffer = replay.insert(replay.init(example, config.buffer_size, prioritized=config.prioritized), transitions)
