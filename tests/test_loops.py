@@ -16,7 +16,7 @@ from fnrl import envs
 from fnrl.agent import Agent, UpdateOutput
 from fnrl.algorithms import dqn, ppo
 from fnrl.config import ConfigError
-from fnrl.loops import core, offpolicy, onpolicy
+from fnrl.loops import core, modelbased, offpolicy, onpolicy
 from fnrl.loops.evaluation import evaluate
 
 ENV = envs.make("cartpole")
@@ -32,6 +32,7 @@ def _recording_agent(seen):
         return action, {"log_prob": jnp.full(obs.shape[0], -0.5)}
 
     def update(learner, batch, key):
+        batch = getattr(batch, "data", batch)  # the model-based loop hands over the whole buffer
         seen.append({name: value.shape for name, value in batch.extras.items()})
         metrics = {"updates": (learner + 1).astype(jnp.float32),
                    "weight_sum": jnp.sum(batch.extras.get("weight", jnp.zeros(())))}
@@ -65,19 +66,21 @@ def test_off_policy_extras_reach_the_buffer_and_the_warm_up_stores_nan():
     assert float(metrics["weight_sum"]) == 256.0
 
 
-@pytest.mark.parametrize("loop, config", [
-    (onpolicy, onpolicy.OnPolicyConfig(total_steps=32, num_envs=4, rollout_length=8, num_evals=1, eval_episodes=4)),
+@pytest.mark.parametrize("loop, config, seed", [
+    (onpolicy, onpolicy.OnPolicyConfig(total_steps=32, num_envs=4, rollout_length=8, num_evals=1, eval_episodes=4), 0),
     (offpolicy, offpolicy.OffPolicyConfig(total_steps=64, num_envs=2, batch_size=8, buffer_size=64,
-                                          learning_starts=16, num_evals=1, eval_episodes=4)),
+                                          learning_starts=16, num_evals=1, eval_episodes=4), 0),
+    (modelbased, modelbased.ModelBasedConfig(total_steps=48, num_envs=2, rollout_length=4, buffer_size=64,
+                                             learning_starts=10, num_evals=1, eval_episodes=4), 1),
 ])
-def test_eval_policy_chooses_explore_in_every_loop(loop, config):
+def test_eval_policy_chooses_explore_in_every_loop(loop, config, seed):
     """The recording agent pushes left (0) while exploring and right (1) greedily: the
     evaluation row equals the return of "always 1" under eval_policy="greedy" and of "always 0"
-    under "stochastic", with the evaluation's own key."""
+    under "stochastic", with the evaluation's own key (a seed where the two returns differ)."""
     returns = {}
     for mode, action in (("greedy", 1), ("stochastic", 0)):
         train = loop.make_train(dataclasses.replace(config, eval_policy=mode), ENV, _recording_agent([]))
-        carry, advance = train.init(jax.random.PRNGKey(0)), jax.jit(train.advance)
+        carry, advance = train.init(jax.random.PRNGKey(seed)), jax.jit(train.advance)
         for _ in range(train.chunks_per_eval):
             carry, metrics = advance(carry)
         _, row = jax.jit(train.evaluate)(carry, metrics)
@@ -86,6 +89,41 @@ def test_eval_policy_chooses_explore_in_every_loop(loop, config):
         assert float(row["episode_return"]) == float(evaluate(ENV, fixed, None, key, 4, 500))
         returns[mode] = float(row["episode_return"])
     assert returns["greedy"] != returns["stochastic"]  # the two policies are told apart
+
+
+def _buffer_agent():
+    """Acts 0 while exploring; its learner records the buffer's fill count at each update and
+    the sum of the rewards stored in it."""
+
+    def act(learner, obs, key, explore):
+        return jnp.full(obs.shape[0], 0 if explore else 1, jnp.int32), {"log_prob": jnp.full(obs.shape[0], -0.5)}
+
+    def update(learner, data, key):
+        count, sizes = learner
+        filled = jnp.arange(data.data.reward.shape[0]) < data.size
+        sizes = sizes.at[count].set(data.size)
+        return UpdateOutput((count + 1, sizes), {"stored_reward": jnp.sum(jnp.where(filled, data.data.reward, 0.0))})
+
+    return Agent(init=lambda key, obs: (jnp.zeros((), jnp.int32), jnp.zeros(8, jnp.int32)), act=act, update=update)
+
+
+def test_model_based_loop_hands_the_whole_buffer_to_update_after_learning_from_the_warm_up():
+    config = modelbased.ModelBasedConfig(total_steps=7 + 3 * 12, num_envs=2, rollout_length=6, buffer_size=1000,
+                                         learning_starts=7, num_evals=1, eval_episodes=1)
+    train = modelbased.make_train(config, ENV, _buffer_agent())
+    assert config.warmup_steps == 8 and train.steps_per_chunk == 12 and train.num_chunks == 3
+    carry = train.init(jax.random.PRNGKey(0))
+    assert int(carry.learner[0]) == 1 and int(carry.learner[1][0]) == 8  # one update on the 8 random steps
+    log_prob = carry.data.data.extras["log_prob"]
+    assert np.all(np.isnan(log_prob[:8]))
+    advance = jax.jit(train.advance)
+    for _ in range(3):
+        carry, metrics = advance(carry)
+    count, sizes = carry.learner
+    assert int(count) == 4 and sizes[:4].tolist() == [8, 20, 32, 44]
+    assert np.all(carry.data.data.extras["log_prob"][8:44] == -0.5) and int(carry.data.size) == 44
+    # Cart-pole pays 1 per step, so the buffer holds a reward of 1 for every real step taken.
+    assert float(metrics["stored_reward"]) == 44.0 == train.step(train.num_chunks)
 
 
 def test_learners_are_named_tuples():

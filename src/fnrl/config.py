@@ -64,6 +64,13 @@ def constrained(default: Any, accepts: Callable[[Any], bool], accepted: str) -> 
     return dataclasses.field(default=default, metadata={"accepts": accepts, "accepted": accepted})
 
 
+def field_of(config_class: type, name: str) -> Any:
+    """A field with the default and the declared constraint of ``config_class``'s field
+    ``name``: for a config that carries another's settings under its own names."""
+    field = config_class.__dataclass_fields__[name]
+    return dataclasses.field(default=field.default, metadata=field.metadata)
+
+
 def positive(default: float) -> Any:
     return constrained(default, lambda v: v > 0, "positive")
 

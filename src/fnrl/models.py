@@ -55,7 +55,7 @@ import jax.numpy as jnp
 import optax
 
 from fnrl import losses, networks
-from fnrl.config import check, constrained, non_negative, one_of, positive, positive_int, Validated
+from fnrl.config import check, constrained, field_of, non_negative, one_of, positive, positive_int, Validated
 from fnrl.envs.classic import CartPole, Pendulum
 from fnrl.envs.core import Env, EnvState, Spec, Wrapper, as_float
 from fnrl.envs.wrappers import RescaleAction, RunningStats, init_stats, normalize, rescale_action, update_stats
@@ -139,28 +139,22 @@ class EnsembleConfig(Validated):
         return self.num_models if self.num_elites is None else self.num_elites
 
 
-def _model_field(name: str) -> Any:
-    """:class:`EnsembleConfig`'s field ``name`` (its default and what it accepts), for :class:`ModelFields`."""
-    field = EnsembleConfig.__dataclass_fields__[name]
-    return dataclasses.field(default=field.default, metadata=field.metadata)
-
-
 @dataclasses.dataclass(frozen=True)
 class ModelFields(Validated):
     """The dynamics-ensemble fields of a model-based algorithm's config: ``model_X`` is
     :class:`EnsembleConfig`'s ``X`` (flat, so that ``--set model_num_models=7`` reaches it);
     :meth:`ensemble_config` builds the ensemble's config from them."""
 
-    model_num_models: int = _model_field("num_models")
-    model_num_elites: int | None = _model_field("num_elites")
-    model_hidden_sizes: tuple[int, ...] = _model_field("hidden_sizes")
-    model_learning_rate: float = _model_field("learning_rate")
-    model_weight_decay: float = _model_field("weight_decay")
-    model_batch_size: int = _model_field("batch_size")
-    model_num_epochs: int = _model_field("num_epochs")
-    model_patience: int | None = _model_field("patience")
-    model_validation_fraction: float = _model_field("validation_fraction")
-    model_bootstrap: str = _model_field("bootstrap")
+    model_num_models: int = field_of(EnsembleConfig, "num_models")
+    model_num_elites: int | None = field_of(EnsembleConfig, "num_elites")
+    model_hidden_sizes: tuple[int, ...] = field_of(EnsembleConfig, "hidden_sizes")
+    model_learning_rate: float = field_of(EnsembleConfig, "learning_rate")
+    model_weight_decay: float = field_of(EnsembleConfig, "weight_decay")
+    model_batch_size: int = field_of(EnsembleConfig, "batch_size")
+    model_num_epochs: int = field_of(EnsembleConfig, "num_epochs")
+    model_patience: int | None = field_of(EnsembleConfig, "patience")
+    model_validation_fraction: float = field_of(EnsembleConfig, "validation_fraction")
+    model_bootstrap: str = field_of(EnsembleConfig, "bootstrap")
 
     def __post_init__(self):
         super().__post_init__()
