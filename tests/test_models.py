@@ -186,10 +186,89 @@ def test_fit_bad_input_is_one_line():
         models.fit(jax.random.PRNGKey(0), model, data._replace(action=jnp.zeros((10, 2))))
     with pytest.raises(ValueError, match=r"^fit: data.obs of shape \(10, 3\) must be"):
         models.fit(jax.random.PRNGKey(0), model, data._replace(obs=jnp.zeros((10, 3))))
+    # size: the number of valid rows, checked when it is concrete.
+    with pytest.raises(ValueError, match=r"^fit: 0 transitions leave none to train on with validation_fraction=0.2$"):
+        models.fit(jax.random.PRNGKey(0), model, data, size=0)
+    held_out = models.make_ensemble(LINEAR, models.EnsembleConfig(num_models=2, hidden_sizes=(8,), validation_fraction=0.9))
+    with pytest.raises(ValueError, match=r"^fit: 3 transitions leave none to train on with validation_fraction=0.9$"):
+        models.fit(jax.random.PRNGKey(0), held_out, data, size=3)
+    with pytest.raises(ValueError, match=r"^fit: size=11 must be between 0 and the 10 rows of data$"):
+        models.fit(jax.random.PRNGKey(0), model, data, size=11)
+    for bad in (2.5, jnp.zeros(2, jnp.int32)):
+        with pytest.raises(ValueError, match=r"^fit: size must be None or an integer scalar"):
+            models.fit(jax.random.PRNGKey(0), model, data, size=bad)
     with pytest.raises(ValueError, match=r"^invalid num_elites=3: must be at most num_models=2$"):
         models.EnsembleConfig(num_models=2, num_elites=3)
     with pytest.raises(ValueError, match=r"^invalid bootstrap='x'"):
         models.EnsembleConfig(bootstrap="x")
+
+
+# --------------------------------------------------------------------------- fitting part of a fixed-capacity buffer
+
+
+def _padded(data, capacity, fill):
+    """``data [k, ...]`` as the first ``k`` rows of a buffer of ``capacity`` rows, the rest ``fill``."""
+    def pad(x):
+        return jnp.concatenate([x, jnp.full((capacity - x.shape[0], *x.shape[1:]), fill, x.dtype)])
+
+    return jax.tree_util.tree_map(pad, data)
+
+
+def _assert_same_fit(got, want):
+    """Same parameters, statistics, elites and metrics, to float rounding (NaN where NaN)."""
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
+
+
+@pytest.fixture(scope="module")
+def sized_fit():
+    """50 linear-system transitions (10 held out, 40 to train on: two minibatches of 16 and
+    a remainder) and fit with a traced size, jitted once for the tests below."""
+    config = models.EnsembleConfig(num_models=2, hidden_sizes=(16,), num_epochs=8, batch_size=16, patience=3)
+    model = models.make_ensemble(LINEAR, config)
+    data = _linear_data(jax.random.PRNGKey(0), 50)
+    fit_sized = jax.jit(lambda key, buffer, size: models.fit(key, model, buffer, size=size))
+    return model, data, fit_sized
+
+
+def test_fit_on_a_padded_buffer_equals_fit_on_its_valid_rows(sized_fit):
+    """Every random draw depends on row and position indices only: the first 50 rows of a
+    buffer of 128 (padding NaN or huge) give the fit of the 50 rows alone, whether the size
+    is traced or a Python int."""
+    model, data, fit_sized = sized_fit
+    key = jax.random.PRNGKey(1)
+    want = jax.jit(lambda k: models.fit(k, model, data))(key)
+    assert want[0].obs_stats.count == 40 and np.all(np.isfinite(want[1]["val_mse"]))
+    for fill in (jnp.nan, 1e30):
+        _assert_same_fit(fit_sized(key, _padded(data, 128, fill), jnp.int32(50)), want)
+    python_int = jax.jit(lambda k, buffer: models.fit(k, model, buffer, size=50))(key, _padded(data, 128, jnp.nan))
+    _assert_same_fit(python_int, want)
+
+
+def test_fit_with_a_traced_size_under_vmap_over_keys_and_sizes(sized_fit):
+    """vmap over keys and sizes (a batched number of minibatch steps) gives each seed's own fit."""
+    model, data, fit_sized = sized_fit
+    buffer, keys, sizes = _padded(data, 128, jnp.nan), jax.random.split(jax.random.PRNGKey(2), 2), jnp.array([50, 37])
+    batched = jax.jit(jax.vmap(fit_sized, in_axes=(0, None, 0)))(keys, buffer, sizes)
+    for i in range(2):
+        _assert_same_fit(jax.tree_util.tree_map(lambda x: x[i], batched), fit_sized(keys[i], buffer, sizes[i]))
+    assert not np.allclose(batched[1]["val_mse"][0], batched[1]["val_mse"][1])
+
+
+def test_fewer_training_rows_than_the_batch_size_is_a_full_batch_step():
+    """8 valid rows (and a validation set) in a buffer of 64 with batches of 16: each
+    minibatch wraps around the 8 rows twice, so it is the full-batch step that fitting the 8
+    rows alone takes (batch size capped at 8). Bootstrap "none"."""
+    config = models.EnsembleConfig(num_models=2, hidden_sizes=(16,), num_epochs=5, batch_size=16, bootstrap="none")
+    model = models.make_ensemble(LINEAR, config)
+    data, val = _linear_data(jax.random.PRNGKey(0), 8), _linear_data(jax.random.PRNGKey(1), 20)
+    key = jax.random.PRNGKey(3)
+    want = jax.jit(lambda k: models.fit(k, model, data, validation=val))(key)
+    got = jax.jit(lambda k, size: models.fit(k, model, _padded(data, 64, jnp.nan), validation=val, size=size))(key, 8)
+    _assert_same_fit(got, want)
+    assert got[1]["num_epochs"] == 5 and np.all(np.isfinite(got[1]["train_loss"]))
+    assert got[0].obs_stats.count == 8
 
 
 def test_pendulum_ensemble_predicts_held_out_next_states():

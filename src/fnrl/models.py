@@ -2,6 +2,7 @@
 
     model = models.make_ensemble(spec, models.EnsembleConfig(num_models=5))
     params, metrics = models.fit(key, model, data)       # data: Transition [N, ...], env units
+    params, metrics = models.fit(key, model, buffer, size=count)  # the first `count` rows (may be traced)
     mean, std = model.predict(params, obs, action)       # [M, *batch, D + 1] over y = [s' − s, r]
     env = models.model_env(model, params, start=data.obs,
                            reward_fn=models.reward_function(real_env))
@@ -52,14 +53,14 @@ import chex
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from fnrl import losses, networks
 from fnrl.config import check, constrained, field_of, non_negative, one_of, positive, positive_int, Validated
 from fnrl.envs.classic import CartPole, Pendulum
 from fnrl.envs.core import Env, EnvState, Spec, Wrapper, as_float
-from fnrl.envs.wrappers import RescaleAction, RunningStats, init_stats, normalize, rescale_action, update_stats
-from fnrl.loops.onpolicy import minibatch_epochs
+from fnrl.envs.wrappers import RescaleAction, RunningStats, init_stats, normalize, rescale_action
 from fnrl.types import Array, PRNGKey, Transition
 
 __all__ = [
@@ -270,20 +271,47 @@ def targets(data: Transition) -> Array:
     return jnp.concatenate([delta, jnp.asarray(data.reward, jnp.float32)[..., None]], axis=-1)
 
 
-def bootstrap_indices(key: PRNGKey, num_rows: int, num_models: int, mode: str = "resample") -> Array:
+def bootstrap_indices(key: PRNGKey, num_rows: int, num_models: int, mode: str = "resample",
+                      size: int | Array | None = None) -> Array:
     """Each member's training rows, ``[num_models, num_rows]`` int32.
 
     ``"resample"``: member ``i`` draws ``num_rows`` rows uniformly with replacement (Efron
     1979; bootstrap ensembles: Osband et al. 2016, Chua et al. 2018), so each sees about
     ``1 − 1/e ≈ 63%`` of the distinct rows, some several times. ``"none"``: every member gets
     every row once, in its own random order.
+
+    With ``size`` (an int or a traced int32 scalar) only rows ``[0, size)`` are drawn from, and
+    only the first ``size`` columns are the sample (the rest is padding: draws from the same
+    rows for ``"resample"``, the positions ``size, …, num_rows − 1`` for ``"none"``). Column
+    ``p`` of member ``i`` depends only on ``fold_in(key_i, p)`` and ``size``, never on
+    ``num_rows``, so the first ``size`` columns are those of ``num_rows=size``.
     """
-    keys = jax.random.split(key, num_models)
-    if mode == "resample":
-        return jax.vmap(lambda k: jax.random.randint(k, (num_rows,), 0, num_rows))(keys).astype(jnp.int32)
-    if mode == "none":
-        return jax.vmap(lambda k: jax.random.permutation(k, num_rows))(keys).astype(jnp.int32)
-    raise ValueError(f"bootstrap_indices: mode must be 'resample' or 'none', got {mode!r}")
+    if mode not in ("resample", "none"):
+        raise ValueError(f"bootstrap_indices: mode must be 'resample' or 'none', got {mode!r}")
+    size = num_rows if size is None else size
+
+    def member(k):
+        if mode == "none":
+            return _random_order(k, num_rows, size)
+        return jax.vmap(lambda p: jax.random.randint(jax.random.fold_in(k, p), (), 0, size))(jnp.arange(num_rows))
+
+    return jax.vmap(member)(jax.random.split(key, num_models)).astype(jnp.int32)
+
+
+def _random_order(key: PRNGKey, n: int, size: int | Array) -> Array:
+    """``range(n)`` with its first ``size`` entries in uniformly random order, then the rest in
+    order: a stable argsort of random bits drawn per position from ``fold_in(key, i)``, positions
+    from ``size`` on keyed last. The order of ``range(size)`` does not depend on ``n``."""
+    i = jnp.arange(n)
+    bits = jax.vmap(lambda j: jax.random.bits(jax.random.fold_in(key, j), dtype=jnp.uint32))(i)
+    last = jnp.uint32(jnp.iinfo(jnp.uint32).max)  # a valid position with these bits still sorts first: it has the lower index
+    return jnp.argsort(jnp.where(i < size, bits, last), stable=True).astype(jnp.int32)
+
+
+def _num_held_out(fraction: float, size, xp=jnp):
+    """``round(fraction · size)`` in float32, ties to even (``xp=np`` for a static size: the
+    same number as for a traced one)."""
+    return xp.round(xp.float32(fraction) * xp.asarray(size, xp.float32)).astype(xp.int32)
 
 
 # --------------------------------------------------------------------------- training
@@ -295,24 +323,37 @@ class _Learner(NamedTuple):
 
 
 def fit(key: PRNGKey, model: Ensemble, data: Transition, params: ModelParams | None = None,
-        validation: Transition | None = None) -> tuple[ModelParams, dict[str, Array]]:
+        validation: Transition | None = None, size: int | Array | None = None
+        ) -> tuple[ModelParams, dict[str, Array]]:
     """Trains ``model`` on the transitions ``data``; pure, so it works under ``jit`` and
     ``vmap`` (over keys: many seeds in one program).
 
-    The rows are split into training and validation (``validation_fraction``, or all of
-    ``data`` is for training when ``validation`` is given); statistics of
-    the training rows standardise inputs and targets; each member gets its bootstrap sample
-    (:func:`bootstrap_indices`). Every epoch is one shuffled pass of minibatch Adam steps
-    (:func:`fnrl.loops.onpolicy.minibatch_epochs`, in ``lax.scan``) on
+    Only the first ``size`` of the ``N`` (flattened) rows are data (all of them for ``None``):
+    the rest is padding, e.g. the unfilled part of a fixed-capacity buffer, and may hold
+    anything, NaN included; it never reaches the statistics, the losses or the scores.
+    ``size`` may be traced (one compiled program for every fill level).
+
+    The ``size`` rows are split at random into ``n_val = round(validation_fraction · size)``
+    held-out and ``n = size − n_val`` training rows (all ``size`` train when ``validation`` is
+    given); statistics of the training rows standardise inputs and targets; each member gets
+    its bootstrap sample of the training rows (:func:`bootstrap_indices`). Every epoch is a
+    shuffled pass of ``max(1, ⌊n / b⌋)`` minibatch Adam steps (``lax.fori_loop``: ``n`` may be
+    traced) with the static ``b = min(batch_size, N_train)``, ``N_train = N − round(
+    validation_fraction · N)`` the most training rows there can be (``N`` with ``validation``), on
 
         L = Σ_i [ NLL_i + λ (Σ max_log_std_i − Σ min_log_std_i) ],
 
-    member ``i`` on its own minibatch of its own sample, followed by scoring each member on
-    the validation rows; each member keeps the parameters of its best score (the initial
+    member ``i`` on its own minibatch of its own sample (with ``n < b`` the one minibatch wraps
+    around the sample, positions modulo ``n``: a full-batch step), followed by scoring each
+    member on the validation rows (masked means); each member keeps the parameters of its best score (the initial
     parameters count as epoch 0), and once no member has improved for ``patience`` epochs the
     remaining epochs leave them unchanged (under ``vmap`` they are still computed, then
     discarded). Epoch ``t`` draws its randomness from ``fold_in(key, t)``, so a run of ``E``
-    epochs is the beginning of a longer run with the same key.
+    epochs is the beginning of a longer run with the same key. Every random draw depends on
+    row and position indices only, not on ``N``: fitting the first ``size`` rows of a padded
+    buffer gives the parameters of fitting ``data[:size]`` (to float rounding) whenever
+    ``n ≥ batch_size`` or ``n`` divides ``b`` (otherwise only the minibatch size differs).
+    Held-out counts are rounded in float32, ties to even.
 
     Args:
       key: PRNG key (the split, the bootstrap, initialisation and the minibatch order).
@@ -321,32 +362,41 @@ def fit(key: PRNGKey, model: Ensemble, data: Transition, params: ModelParams | N
         ``[T, B, ...]`` (flattened); uses ``obs``, ``action``, ``reward`` and ``next_obs``.
       params: start from these network parameters (e.g. the previous round's, as MBPO
         retrains); the statistics are fitted afresh either way.
-      validation: held-out transitions to score on instead of a fraction of ``data``.
+      validation: held-out transitions to score on instead of a fraction of ``data`` (all
+        valid: ``size`` counts the rows of ``data`` only).
+      size: the number of valid rows, an int or an int32 scalar that may be traced; None for
+        all ``N``. A concrete one is checked (``size ≤ N``, leaving a training row); a traced
+        one cannot be, so the caller guarantees ``size ≤ N`` and ``size − n_val ≥ 1``.
     Returns:
       ``(params, metrics)``: :class:`ModelParams` (each member's best, the elites by
       validation score) and, with ``E = num_epochs``, ``M = num_models``:
       ``train_loss [E]`` (the last minibatch's L, NaN for epochs not trained), ``val_nll``,
-      ``val_mse [E, M]`` (standardised units), ``trained [E]``, ``best_epoch [M]`` (0: the
-      initial parameters), ``best_score [M]`` and ``num_epochs`` (epochs trained).
+      ``val_mse [E, M]`` (standardised units; NaN without validation rows), ``trained [E]``,
+      ``best_epoch [M]`` (0: the initial parameters), ``best_score [M]`` and ``num_epochs``
+      (epochs trained).
     """
     cfg = model.config
     obs, action, y = _flatten_transitions(model.spec, data)
     split_key, boot_key, init_key, epochs_key = jax.random.split(key, 4)
     n = y.shape[0]
-    if validation is None:
-        num_val = int(round(cfg.validation_fraction * n))
-        order = jax.random.permutation(split_key, n)
-        train, val = order[num_val:], order[:num_val]
-    else:  # appended after the training rows
+    fraction = cfg.validation_fraction if validation is None else 0.0
+    size = _check_size(n if size is None else size, n, fraction)
+    if validation is None:  # the valid rows in random order (the first num_val held out), then the padding
+        num_val, max_val = _num_held_out(fraction, size), int(_num_held_out(fraction, n, np))
+        order = _random_order(split_key, n, size)
+        val_rows, val_count = order[:max_val], num_val
+    else:  # appended after the rows of data
         held_out = _flatten_transitions(model.spec, validation)
-        num_val = held_out[2].shape[0]
+        val_count = held_out[2].shape[0]
         obs, action, y = (jnp.concatenate(pair) for pair in zip((obs, action, y), held_out))
-        train, val = jnp.arange(n), jnp.arange(n, n + num_val)
-    num_train = train.shape[0]
-    if num_train < 1:
-        raise ValueError(f"fit: {n} transitions leave none to train on with validation_fraction={cfg.validation_fraction}")
+        num_val, max_val, order, val_rows = 0, 0, jnp.arange(n), jnp.arange(n, n + val_count)
+    # The training rows are order[num_val + j] for j < num_train (traced), at most max_train (static).
+    num_train, max_train = size - num_val, n - max_val
+    position = jnp.arange(n)
+    train_mask = jnp.zeros(y.shape[0], bool).at[order].set((position >= num_val) & (position < size))
+    has_val = val_count > 0
 
-    stats = _fit_stats(model, obs[train], action[train], y[train])
+    stats = _fit_stats(model, obs, action, y, train_mask)
     net = model.net.init(init_key, *_example_inputs(model.spec)) if params is None else params.net
     for leaf in jax.tree_util.tree_leaves(net):
         chex.assert_axis_dimension(leaf, 0, cfg.num_models, custom_message=(
@@ -354,50 +404,57 @@ def fit(key: PRNGKey, model: Ensemble, data: Transition, params: ModelParams | N
     standardized = ModelParams(net, *stats, jnp.arange(cfg.elites))
     x_obs, x_action = model._standardize(standardized, obs, action)
     y_std = normalize(stats[2], y, _EPS)
-    rows = bootstrap_indices(boot_key, num_train, cfg.num_models, cfg.bootstrap)  # into `train`
-    rows = train[rows]  # [M, num_train], indices into the whole dataset
+    # [M, max_train] rows of the whole dataset; member i's sample is its first num_train columns.
+    rows = order[num_val + bootstrap_indices(boot_key, max_train, cfg.num_models, cfg.bootstrap, num_train)]
 
-    batch_size = min(cfg.batch_size, num_train)
-    num_minibatches = num_train // batch_size
+    batch_size = min(cfg.batch_size, max_train)
+    num_steps = jnp.maximum(1, num_train // batch_size)
     optimizer = _optimizer(cfg)
 
-    def member_terms(dist, y_target, bounds=(None, None)):
+    def member_terms(dist, y_target, weights=None, bounds=(None, None)):
         """Per-member GaussianNLLTerms of a prediction with batch [M, b] against y [M, b, D+1]."""
         nll = functools.partial(losses.gaussian_nll_loss, bound_penalty=cfg.bound_penalty)
-        return jax.vmap(nll)(dist.mean(), jnp.log(dist.stddev()), y_target, None, *bounds)
+        return jax.vmap(nll)(dist.mean(), jnp.log(dist.stddev()), y_target, weights, *bounds)
 
     def loss_fn(net, batch):
         obs_b, action_b, y_b = batch
         dist = model.net.apply(net, obs_b, action_b, per_member=True)
         bounds = networks.dynamics_log_std_bounds(net) if cfg.learned_log_std_bounds else (None, None)
-        return jnp.sum(member_terms(dist, y_b, bounds).loss)
+        return jnp.sum(member_terms(dist, y_b, None, bounds).loss)
 
-    def sgd_step(learner: _Learner, idx):  # idx [b, M]: row of member i's sample in column i
-        batch = (x_obs[idx.T], x_action[idx.T], y_std[idx.T])
-        loss, grads = jax.value_and_grad(loss_fn)(learner.net, batch)
+    def sgd_step(learner: _Learner, idx):  # idx [M, b]: member i's rows in row i
+        loss, grads = jax.value_and_grad(loss_fn)(learner.net, (x_obs[idx], x_action[idx], y_std[idx]))
         updates, opt_state = optimizer.update(grads, learner.opt_state, learner.net)
-        return _Learner(optax.apply_updates(learner.net, updates), opt_state), {"loss": loss}
+        return _Learner(optax.apply_updates(learner.net, updates), opt_state), loss
 
     def evaluate(net):
-        """(nll [M], mse [M]) of every member on the validation rows."""
-        if num_val == 0:
-            nan = jnp.full((cfg.num_models,), jnp.nan)
+        """(nll [M], mse [M]) of every member on the validation rows (NaN without any)."""
+        nan = jnp.full((cfg.num_models,), jnp.nan)
+        if val_rows.shape[0] == 0:
             return nan, nan
-        dist = model.net.apply(net, x_obs[val], x_action[val])
-        terms = member_terms(dist, jnp.broadcast_to(y_std[val], dist.mean().shape))
-        return terms.nll, terms.mse
+        # A static slice of val_rows.shape[0] rows, the first val_count of them held out; the
+        # other slots repeat a held-out row (no padding reaches the network) and weigh 0.
+        mask = jnp.arange(val_rows.shape[0]) < val_count
+        idx = jnp.where(mask, val_rows, val_rows[0])
+        dist = model.net.apply(net, x_obs[idx], x_action[idx])
+        shape = dist.mean().shape
+        terms = member_terms(dist, jnp.broadcast_to(y_std[idx], shape), jnp.broadcast_to(mask, shape[:-1]))
+        return jnp.where(has_val, terms.nll, nan), jnp.where(has_val, terms.mse, nan)
 
     def score(nll, mse):
         return nll if cfg.select_by == "nll" else mse
 
     def train_epoch(learner, key):
-        shuffle_key, minibatch_key = jax.random.split(key)
-        # A fresh random subset of num_minibatches·batch_size positions of every member's sample
-        # (the remainder of the division changes each epoch), as one [1, n, M] batch.
-        positions = jax.random.permutation(shuffle_key, num_train)[: num_minibatches * batch_size]
-        batch = rows.T[positions][None]
-        learner, metrics = minibatch_epochs(minibatch_key, learner, batch, sgd_step, 1, num_minibatches)
-        return learner, metrics["loss"]
+        # The sample's positions in a fresh order, num_steps minibatches of them (the remainder
+        # of the division changes each epoch; with num_train < batch_size one minibatch wraps
+        # around all of them); every member takes the same positions of its own sample.
+        shuffled = _random_order(key, max_train, num_train)
+
+        def step(j, carry):
+            positions = shuffled[(j * batch_size + jnp.arange(batch_size)) % num_train]
+            return sgd_step(carry[0], rows[:, positions])
+
+        return jax.lax.fori_loop(0, num_steps, step, (learner, jnp.zeros((), jnp.float32)))
 
     def epoch(carry, index):
         learner, best, best_score, best_epoch, since, stopped = carry
@@ -406,10 +463,7 @@ def fit(key: PRNGKey, model: Ensemble, data: Transition, params: ModelParams | N
             stopped, lambda lr, k: (lr, jnp.full((), jnp.nan)), train_epoch, learner, key)
         nll, mse = evaluate(learner.net)
         current = score(nll, mse)
-        if num_val == 0:
-            improved = jnp.ones((cfg.num_models,), bool)
-        else:
-            improved = current < best_score - cfg.min_improvement * jnp.abs(best_score)
+        improved = jnp.where(has_val, current < best_score - cfg.min_improvement * jnp.abs(best_score), True)
         best = _select_members(improved, learner.net, best)
         best_score = jnp.where(improved, current, best_score)
         best_epoch = jnp.where(improved, index, best_epoch)
@@ -425,10 +479,25 @@ def fit(key: PRNGKey, model: Ensemble, data: Transition, params: ModelParams | N
              jnp.zeros((), bool))
     (_, best, best_score, best_epoch, _, _), history = jax.lax.scan(epoch, carry, jnp.arange(1, cfg.num_epochs + 1))
 
-    elites = jnp.arange(cfg.elites) if num_val == 0 else jnp.argsort(best_score)[: cfg.elites]
+    elites = jnp.where(has_val, jnp.argsort(best_score)[: cfg.elites], jnp.arange(cfg.elites))
     metrics = {**history, "best_epoch": best_epoch, "best_score": best_score,
                "num_epochs": jnp.sum(history["trained"])}
     return ModelParams(best, *stats, elites.astype(jnp.int32)), metrics
+
+
+def _check_size(size, n: int, fraction: float) -> Array:
+    """``fit``'s ``size`` as an int32 scalar; a concrete one must be in ``[0, n]`` and leave a
+    training row after the ``fraction`` held out (a traced one cannot be checked)."""
+    if jnp.ndim(size) != 0 or not jnp.issubdtype(jnp.result_type(size), jnp.integer):
+        raise ValueError(f"fit: size must be None or an integer scalar (the number of valid rows), got {size!r}")
+    if not isinstance(size, jax.core.Tracer):
+        size = int(size)
+        if not 0 <= size <= n:
+            raise ValueError(f"fit: size={size} must be between 0 and the {n} rows of data")
+        if size - int(_num_held_out(fraction, size, np)) < 1:
+            split = f" with validation_fraction={fraction}" if fraction else ""
+            raise ValueError(f"fit: {size} transitions leave none to train on{split}")
+    return jnp.asarray(size, jnp.int32)
 
 
 def _flatten_transitions(spec: Spec, data: Transition) -> tuple[Array, Array, Array]:
@@ -449,15 +518,25 @@ def _flatten_transitions(spec: Spec, data: Transition) -> tuple[Array, Array, Ar
             action.reshape((size, *action_shape)), y.reshape((size, -1)))
 
 
-def _fit_stats(model: Ensemble, obs, action, y):
-    """(obs, action, target) statistics of the training rows; empty ones without ``normalize``."""
+def _fit_stats(model: Ensemble, obs, action, y, mask):
+    """(obs, action, target) statistics of the rows where ``mask`` (the training rows); empty
+    ones without ``normalize``."""
     spec = model.spec
-    empty = (init_stats(spec.observation_shape), None if spec.discrete else init_stats(spec.action_shape),
-             init_stats((model.target_size,)))
     if not model.config.normalize:
-        return empty
-    return (update_stats(empty[0], obs), None if spec.discrete else update_stats(empty[1], action),
-            update_stats(empty[2], y))
+        return (init_stats(spec.observation_shape), None if spec.discrete else init_stats(spec.action_shape),
+                init_stats((model.target_size,)))
+    return (_masked_stats(obs, mask), None if spec.discrete else _masked_stats(action, mask), _masked_stats(y, mask))
+
+
+def _masked_stats(x: Array, mask: Array) -> RunningStats:
+    """``update_stats(init_stats(shape), x[mask])`` for ``x [n, *shape]`` with a traced ``mask
+    [n]``: ``count = Σ m``, ``mean = Σ m x / count``, ``M2 = Σ m (x − mean)²`` (0 where nothing
+    is counted). Masked rows enter through ``where`` only, so NaN padding does not leak."""
+    x = jnp.asarray(x, jnp.float32)
+    keep = mask.reshape(mask.shape + (1,) * (x.ndim - 1))
+    count = jnp.sum(mask, dtype=jnp.float32)
+    mean = jnp.sum(jnp.where(keep, x, 0.0), axis=0) / jnp.maximum(count, 1.0)
+    return RunningStats(count, mean, jnp.sum(jnp.where(keep, (x - mean) ** 2, 0.0), axis=0))
 
 
 def _optimizer(cfg: EnsembleConfig) -> optax.GradientTransformation:
