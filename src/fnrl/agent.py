@@ -14,7 +14,9 @@ the schedule; the agent only says how to start, how to act and how to learn:
   on-policy loop passes a time-major :class:`~fnrl.types.Trajectory` ``[T, B, ...]``, an
   off-policy loop a replayed :class:`~fnrl.types.Transition` ``[B, ...]`` whose
   ``extras["weight"]`` are the importance weights of prioritised replay (ones otherwise) and
-  ``extras["n_steps"]`` the bootstrap horizon ``m`` of each n-step transition;
+  ``extras["n_steps"]`` the bootstrap horizon ``m`` of each n-step transition; a model-based
+  loop the whole :class:`~fnrl.replay.ReplayState` of real transitions (a model to fit, states
+  to branch from);
 - ``observe(learner, trajectory, key) -> (learner, trajectory)`` (optional; by default the
   identity) -- sees every freshly collected trajectory ``[T, B, ...]`` before the loop uses it
   (the on-policy update, the off-policy replay buffer, the off-policy warm-up too): it may

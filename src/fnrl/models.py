@@ -65,7 +65,7 @@ from fnrl.types import Array, PRNGKey, Transition
 
 __all__ = [
     "EnsembleConfig", "ModelFields", "ModelParams", "Ensemble", "make_ensemble", "targets", "bootstrap_indices", "fit",
-    "ModelEnv", "model_env", "reward_function", "termination_function",
+    "ModelEnv", "model_env", "reward_function", "termination_function", "step_functions",
 ]
 
 _EPS = 1e-8  # variance floor of the standardisation, as in fnrl.envs.wrappers.normalize
@@ -734,6 +734,23 @@ def _rescaling(env: Env) -> RescaleAction | None:
             return env
         env = env.env
     return None
+
+
+def step_functions(env: Env, known: bool, who: str) -> tuple[StepFunction | None, StepFunction | None]:
+    """``(reward_fn, termination_fn)`` for a model of ``env``: the known ones
+    (:func:`reward_function`, :func:`termination_function`) when ``known``, else ``(None, None)``
+    -- the model's predicted reward and no termination.
+
+    Raises:
+      ValueError: one line naming ``who`` (an algorithm) when ``known`` and fnrl knows no reward
+        for ``env``.
+    """
+    if not known:
+        return None, None
+    try:
+        return reward_function(env), termination_function(env)
+    except ValueError as error:
+        raise ValueError(f"{who}: {error}; set known_reward=false to use the model's predicted reward") from None
 
 
 def reward_function(env: Env) -> StepFunction:

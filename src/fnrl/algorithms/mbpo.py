@@ -95,13 +95,7 @@ def make_agent(config: Config, env: envs.Env) -> Agent:
     spec = agent_env.spec
     ensemble = models.make_ensemble(spec, config.ensemble_config())
     policy = sac.make_agent(config.sac_config(), spec)
-    if config.known_reward:
-        try:
-            reward_fn, termination_fn = models.reward_function(agent_env), models.termination_function(agent_env)
-        except ValueError as error:
-            raise ValueError(f"mbpo: {error}; set known_reward=false to use the model's predicted reward") from None
-    else:
-        reward_fn = termination_fn = None
+    reward_fn, termination_fn = models.step_functions(agent_env, config.known_reward, "mbpo")
     num_real = round(config.real_ratio * config.batch_size)
     refit_every = config.model_every // config.steps_per_iteration
 

@@ -74,13 +74,7 @@ def make_agent(config: Config, env: envs.Env) -> Agent:
     spec = agent_env.spec
     ensemble = models.make_ensemble(spec, config.ensemble_config())
     planner = config.planner()
-    if config.known_reward:
-        try:
-            reward_fn, termination_fn = models.reward_function(agent_env), models.termination_function(agent_env)
-        except ValueError as error:
-            raise ValueError(f"pets: {error}; set known_reward=false to use the model's predicted reward") from None
-    else:
-        reward_fn = termination_fn = None
+    reward_fn, termination_fn = models.step_functions(agent_env, config.known_reward, "pets")
 
     def model_env(learner):
         return models.model_env(ensemble, learner.model, lambda key: jnp.zeros(spec.observation_shape),
