@@ -27,10 +27,11 @@ STEPS = 1024
 SMALL = {"num_envs": 4, "rollout_length": 8, "n_steps": 8, "num_evals": 2, "eval_episodes": 2,
          "hidden_sizes": "16,16", "num_epochs": 1, "num_minibatches": 2, "value_epochs": 1,
          "value_minibatches": 2, "learning_starts": 100, "batch_size": 16, "buffer_size": 1000,
-         # model-based: a small ensemble fitted briefly, a small planner, few imagined branches
+         # model-based: a small ensemble fitted briefly, a small planner, few imagined branches and
+         # differentiated rollouts
          "model_hidden_sizes": "16,16", "model_num_models": 2, "model_num_epochs": 2, "model_batch_size": 32,
          "horizon": 5, "population": 16, "elites": 4, "iterations": 1, "model_rollouts": 8,
-         "model_buffer_size": 1000, "policy_updates": 1, "model_every": 256}
+         "model_buffer_size": 1000, "policy_updates": 1, "model_every": 256, "num_starts": 8}
 CASES = [(algo, ENVS[kind]) for algo in algorithms.names()
          for kind in getattr(algorithms.get(algo), "SUPPORTS", ("discrete", "continuous"))]
 

@@ -18,7 +18,7 @@ import sys
 from types import ModuleType
 
 # Name -> module under fnrl.algorithms.
-_ALGORITHMS = ("reinforce", "a2c", "ppo", "npg", "trpo", "dqn", "bootdqn", "ddpg", "td3", "sac", "pets", "mbpo")
+_ALGORITHMS = ("reinforce", "a2c", "ppo", "npg", "trpo", "dqn", "bootdqn", "ddpg", "td3", "sac", "pets", "mbpo", "apg")
 
 
 def names() -> list[str]:
