@@ -18,13 +18,15 @@ import common  # noqa: E402  (experiments/common.py)
 import offpolicy_brax, offpolicy_cartpole, offpolicy_pendulum, onpolicy_brax  # noqa: E401, E402
 import onpolicy_cartpole, onpolicy_pendulum  # noqa: E401, E402
 import exploration_chain, exploration_deepsea, exploration_mountaincar  # noqa: E401, E402
+import dyna_q as dyna_q_experiment  # noqa: E402  (experiments/dyna_q.py)
 
 VARIANTS = (onpolicy_cartpole.VARIANTS + onpolicy_pendulum.VARIANTS + offpolicy_cartpole.VARIANTS
             + offpolicy_pendulum.VARIANTS + offpolicy_brax.VARIANTS
             + [common.Variant("PPO", "ppo", f"brax/{env}", steps) for env, (steps, _) in onpolicy_brax.TASKS.items()]
             + exploration_chain.VARIANTS + exploration_mountaincar.VARIANTS
             + [common.Variant(label, algo, "deepsea/10", 100_000, changes)
-               for label, (algo, changes) in exploration_deepsea.AGENTS.items()])
+               for label, (algo, changes) in exploration_deepsea.AGENTS.items()]
+            + dyna_q_experiment.VARIANTS)
 
 
 def _printed_config(capsys, argv) -> dict:
