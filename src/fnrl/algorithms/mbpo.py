@@ -158,5 +158,5 @@ def make_agent(config: Config, env: envs.Env) -> Agent:
 def make_train(config: Config, on_eval=None):
     """``train(key) -> (learner, metrics)`` for MBPO; see :mod:`fnrl.loops.core`."""
     env = core.make_env(config)
-    core.check_env("mbpo", SUPPORTS, env.spec, config.env)
+    core.check_env("mbpo", SUPPORTS, env, config.env)
     return modelbased.make_train(config, env, make_agent(config, env), on_eval)

@@ -128,8 +128,18 @@ def make_env(config: RunConfig) -> envs.Env:
     return envs.make(config.env)
 
 
-def check_env(algo: str, supports: tuple[str, ...], spec: envs.Spec, env_name: str) -> None:
-    """Raises a one-line ``ValueError`` when ``algo`` cannot act in ``env_name``'s action space."""
+def check_env(algo: str, supports: tuple[str, ...], env: envs.Env, env_name: str) -> None:
+    """Raises a one-line ``ValueError`` when ``algo`` cannot act in ``env`` (named ``env_name``).
+
+    ``supports`` names the kinds ``algo`` accepts: ``"discrete"`` or ``"continuous"`` actions,
+    or ``"tabular"`` (discrete actions and one-hot observations of finitely many states).
+    """
+    spec = env.spec
+    if "tabular" in supports:
+        if not (spec.discrete and env.unwrapped.one_hot_observations):
+            raise ValueError(f"{algo} needs a tabular environment (one-hot states, discrete actions: tabular/*, "
+                             f"deepsea/*); {env_name} is not")
+        return
     kind = "discrete" if spec.discrete else "continuous"
     if kind not in supports:
         raise ValueError(f"{algo} needs a {' or '.join(supports)}-action environment; "

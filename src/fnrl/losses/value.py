@@ -44,6 +44,7 @@ __all__ = [
     "double_q_target",
     "n_step_q_target",
     "expected_sarsa_target",
+    "tabular_q_update",
     "ensemble_td_loss",
     "td_loss",
 ]
@@ -268,6 +269,37 @@ def expected_sarsa_target(
     _check_action_values(fn, reward, next_q=next_q, next_probs=next_probs)
     _check_float(fn, next_probs=next_probs)
     return td_target(reward, termination, jnp.sum(next_probs * next_q, axis=-1), discount)
+
+
+def tabular_q_update(q: Array, state: Array, action: Array, reward: Array, termination: Array,
+                     next_state: Array, discount, learning_rate) -> Array:
+    """One exact tabular Q-learning update (Watkins 1989; Sutton & Barto 2018, eq. 6.8).
+
+    ``Q(s, a) ← Q(s, a) + α [r + γ (1 − term) max_a' Q(s', a') − Q(s, a)]``, every other entry
+    unchanged: the :func:`q_learning_target` of one transition, as a step of size α on the
+    table. A truncated step is no termination: it bootstraps from its (final) ``s'``. The
+    bracket equals ``rlax.q_learning(Q(s), a, r, γ (1 − term), Q(s'))``.
+
+    Args:
+      q: the table ``Q [S, A]``, float.
+      state, action, next_state: integer scalars ``s``, ``a``, ``s'``.
+      reward: ``r``, a float scalar.
+      termination: 1/True where ``s'`` is terminal, a scalar.
+      discount: γ ∈ [0, 1].
+      learning_rate: the step size α.
+    Returns:
+      the updated table ``[S, A]``.
+    """
+    fn = "tabular_q_update"
+    chex.assert_rank(q, 2, custom_message=f"{fn}: `q` must be a table of shape [num_states, num_actions]")
+    for name, x in (("state", state), ("action", action), ("next_state", next_state)):
+        chex.assert_rank(x, 0, custom_message=f"{fn}: `{name}` must be an integer scalar")
+        chex.assert_type(x, int, custom_message=f"{fn}: `{name}` must be an integer scalar")
+    reward, termination = jnp.asarray(reward), jnp.asarray(termination)
+    for name, x in (("reward", reward), ("termination", termination)):
+        chex.assert_rank(x, 0, custom_message=f"{fn}: `{name}` must be a scalar")
+    target = q_learning_target(reward, termination, q[next_state], discount)
+    return q.at[state, action].add(learning_rate * (target - q[state, action]))
 
 
 def td_loss(
