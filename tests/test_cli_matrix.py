@@ -7,7 +7,8 @@ keys).
 
 The cases come from `fnrl.algorithms.names()` and each module's ``SUPPORTS``, and the small
 budget from field names every config of that family declares, so an algorithm added later is
-covered without editing this file.
+covered without editing this file. Offline algorithms (a config with a ``dataset`` field) learn
+from a small dataset of a scripted policy on the case's environment (tests/offline_data.py).
 """
 import dataclasses
 import json
@@ -37,10 +38,27 @@ CASES = [(algo, ENVS[kind]) for algo in algorithms.names()
          for kind in getattr(algorithms.get(algo), "SUPPORTS", ("discrete", "continuous"))]
 
 
-def _argv(algo: str, env: str) -> list[str]:
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    """A dataset per environment, for the offline algorithms, made when one first needs it."""
+    import offline_data
+
+    root, made = tmp_path_factory.mktemp("datasets"), {}
+
+    def get(env):
+        if env not in made:
+            made[env] = offline_data.make(root / env.replace("/", "-"), env, offline_data.expert(env, eps=0.3),
+                                          1000).path
+        return made[env]
+
+    return get
+
+
+def _argv(algo: str, env: str, datasets) -> list[str]:
     fields = {f.name for f in dataclasses.fields(algorithms.get(algo).Config)}
     sets = [a for k, v in SMALL.items() if k in fields for a in ("--set", f"{k}={v}")]
-    return ["train", algo, "--env", env, "--steps", str(STEPS), "--seed", "3"] + sets
+    data = ["--dataset", datasets(env)] if "dataset" in fields else []
+    return ["train", algo, "--env", env, "--steps", str(STEPS), "--seed", "3"] + data + sets
 
 
 def _rows(out) -> list[dict]:
@@ -63,9 +81,9 @@ def _checkpoints(out) -> list[int]:
 
 
 @pytest.mark.parametrize("algo, env", CASES, ids=[f"{a}-{e}" for a, e in CASES])
-def test_train_stop_resume_eval_plot(algo, env, tmp_path, monkeypatch, capsys):
+def test_train_stop_resume_eval_plot(algo, env, tmp_path, monkeypatch, capsys, datasets):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
-    assert main(_argv(algo, env) + ["--out", str(whole)]) == 0
+    assert main(_argv(algo, env, datasets) + ["--out", str(whole)]) == 0
     assert len(_rows(whole)) == 2
 
     # SIGTERM arrives while the second chunk after the first checkpoint runs: that chunk
@@ -85,7 +103,7 @@ def test_train_stop_resume_eval_plot(algo, env, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(Checkpoints, "save", save_and_arm)
     monkeypatch.setattr(progress.Progress, "update", update_and_signal)
     capsys.readouterr()
-    assert main(_argv(algo, env) + ["--out", str(cut)]) == 128 + signal.SIGTERM
+    assert main(_argv(algo, env, datasets) + ["--out", str(cut)]) == 128 + signal.SIGTERM
     monkeypatch.undo()
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("fnrl: SIGTERM: stopped at step") and "--resume" in err[-1], err

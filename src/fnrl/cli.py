@@ -9,6 +9,9 @@
     fnrl plot DIR... [--out FILE.png]              # overlay runs; seeds as mean ± std
     fnrl bandit ALGO... --env BANDIT --steps T [--runs R] [--chunk C] [--seed S] [--out DIR]
     fnrl plan PLANNER --env ENV [--episodes N] [--set key=value ...] [--out DIR [--render]]
+    fnrl train <offline algo> --dataset DIR_OR_MINARI_ID --steps N --out DIR   # --env from the dataset
+    fnrl collect --env ENV --policy RUN_DIR|random --steps N --out DATASET [--noise]
+    fnrl collect --mix DATASET... --out DATASET      # episodes of several datasets, one after another
     fnrl list
 
 ``<algo>`` is a name from ``fnrl list`` or a ``.py`` file defining ``Config`` and ``make_train``
@@ -37,6 +40,15 @@ configuration start faster; ``--no-compile-cache`` turns it off.
 compiled program per algorithm (:func:`fnrl.bandits.compare`). It prints each algorithm's mean
 final regret ± one standard error, its ratio to the Lai–Robbins bound and its wall time, and
 with ``--out DIR`` writes ``DIR/summary.json`` and ``DIR/curve.png``.
+
+Offline algorithms (``bc``, ...) train on a Minari dataset (:mod:`fnrl.datasets`): ``--dataset``
+sets the config's ``dataset`` field, ``--steps`` counts gradient updates, and ``--env`` (the
+environment the evaluations run in) defaults to the one an fnrl dataset was recorded on. The
+dataset is read and checked against the environment before anything is compiled; the summary
+adds D4RL's normalised score when the dataset has reference scores. ``fnrl collect`` records
+``--steps`` steps of a run's policy (greedy, or with its exploration with ``--noise``) or of a
+uniformly random one, in ``--num-envs`` environments, as a Minari dataset at ``--out``; ``--mix``
+concatenates datasets.
 
 ``fnrl plan`` runs model-predictive control (:func:`fnrl.planning.run_mpc`) with a planner
 (``random_shooting``, ``cem``, ``mppi``, ``mcts``) that plans with the true environment as its
@@ -81,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("algo", nargs="?", help="algorithm name (see `fnrl list`), or a .py file defining "
                                                "Config and make_train")
     train.add_argument("--env", help="environment name (see `fnrl list`); or `env` in --config")
+    train.add_argument("--dataset", metavar="DIR|MINARI_ID",
+                       help="offline algorithms: the Minari dataset to learn from (`dataset` in --config)")
     train.add_argument("--steps", type=int, help="environment steps to train for; or `total_steps` in --config")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", help="output directory (created; must not hold a run)")
@@ -157,6 +171,17 @@ def _parser() -> argparse.ArgumentParser:
                                                             "DIR/episode.gif (classic control)")
     plan.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
 
+    collect = sub.add_parser("collect", help="record a policy's episodes as a Minari dataset, or mix datasets")
+    collect.add_argument("--env", help="environment name (see `fnrl list`); default: the --policy run's")
+    collect.add_argument("--policy", metavar="RUN_DIR|random", help="a training run's policy, or `random` (uniform)")
+    collect.add_argument("--steps", type=int, help="environment steps to record")
+    collect.add_argument("--noise", action="store_true", help="act with the run's exploration (sampling, "
+                         "action noise) instead of its greedy policy")
+    collect.add_argument("--num-envs", type=int, default=1, help="environments stepped side by side (default 1)")
+    collect.add_argument("--mix", nargs="+", metavar="DATASET", help="concatenate these datasets instead")
+    collect.add_argument("--out", help="dataset directory to write (must not hold one)")
+    collect.add_argument("--seed", type=int, default=0)
+
     sub.add_parser("list", help="print the algorithms and environments")
     return parser
 
@@ -226,8 +251,14 @@ def _build(algo: str, fields: dict, source: str, args=None):
         config = fnrl_config.apply(config, fields, source=source)
         if args is None:
             return config
+        if args.dataset is not None:
+            if not any(f.name == "dataset" for f in dataclasses.fields(config)):
+                raise UsageError(f"--dataset: {algo} is not an offline algorithm (it learns from its own experience)")
+            config = dataclasses.replace(config, dataset=args.dataset)
         if args.env is not None:
             config = dataclasses.replace(config, env=args.env)
+        elif getattr(config, "dataset", ""):
+            config = dataclasses.replace(config, env=_dataset_env(config.dataset, config.env, fields))
         if args.steps is not None:
             if args.steps <= 0:
                 raise UsageError(f"invalid --steps {args.steps}: must be a positive integer")
@@ -246,10 +277,28 @@ def _build(algo: str, fields: dict, source: str, args=None):
             config = build(module, {**preset, "env": config.env})
         envs.make(config.env)
         check_env(algo, getattr(module, "SUPPORTS", ("discrete", "continuous")), make_env(config), config.env)
+        if getattr(config, "dataset", None) is not None:  # an offline algorithm: its dataset, read and checked
+            from fnrl.loops.offline import load_dataset
+
+            load_dataset(config, make_env(config))
         parallel.make_mesh(getattr(config, "num_devices", 1))  # enough devices?
     except (ValueError, TypeError) as e:  # ConfigError is a ValueError
         raise _one_line(e) from None
     return module, config, f"{algo}/{presets.key(algo, config.env)}" if preset else None
+
+
+def _dataset_env(source: str, default: str, fields: dict) -> str:
+    """The environment of an offline run without --env: ``env`` from --config or config.json,
+    else the one the dataset at ``source`` was recorded on, else ``default``."""
+    from fnrl import datasets
+
+    if "env" in fields:
+        return fields["env"]
+    try:
+        recorded = datasets.load(source).env
+    except datasets.DatasetError as e:
+        raise _one_line(e) from None
+    return recorded or default
 
 
 def _seeds(text: str | None, seed: int) -> list[int] | None:
@@ -320,7 +369,7 @@ def _prepare(args):
     _make_train(module, config, seeds, grid, check=True)
     if args.print_config:
         return module, config, preset, seeds, grid
-    if args.env is None and "env" not in in_file:
+    if args.env is None and "env" not in in_file and not getattr(config, "dataset", ""):
         raise UsageError("train needs --env ENV (or `env` in --config FILE)")
     if args.steps is None and "total_steps" not in in_file:
         raise UsageError("train needs --steps N (or `total_steps` in --config FILE)")
@@ -333,7 +382,8 @@ def _prepare(args):
 
 def _prepare_resume(args):
     """Validates ``--resume DIR``; returns (module, config, algo, seed, preset, seeds, grid)."""
-    given = [flag for flag, value in (("--env", args.env), ("--steps", args.steps), ("--out", args.out),
+    given = [flag for flag, value in (("--env", args.env), ("--dataset", args.dataset), ("--steps", args.steps),
+                                      ("--out", args.out),
                                       ("--config", args.config), ("--set", args.overrides),
                                       ("--no-preset", args.no_preset), ("--seeds", args.seeds),
                                       ("--sweep", args.sweep), ("--print-config", args.print_config)) if value]
@@ -455,6 +505,9 @@ def _train(args) -> int:
     if seeds:
         summary.update(_sweep_summary(train.members, final["episode_return"]),
                        sps=len(train.members) * steps_done / result.wall_s)
+    scored = _normalized(config, summary["episode_return"])
+    if scored is not None:
+        summary["normalized_score"] = scored
     title = f"{os.path.basename(algo)} on {config.env} " + (f"({len(seeds)} seeds)" if seeds else f"(seed {seed})")
     with tempfile.TemporaryDirectory(dir=out) as tmp:  # curve and summary appear whole or not at all
         plot_runs([out], os.path.join(tmp, "curve.png"), title=title)
@@ -468,7 +521,21 @@ def _train(args) -> int:
     else:
         print(f"final return {final['episode_return']:.2f} after {final['step']} steps "
               f"({summary['sps']:.0f} steps/s); wrote {out}")
+    if scored is not None:
+        print(f"normalised score {scored:.1f} (D4RL's: 0 = the random policy, 100 = the expert; "
+              f"mean over runs)" if seeds else f"normalised score {scored:.1f} (D4RL's: 0 = random, 100 = expert)")
     return 0
+
+
+def _normalized(config, episode_return):
+    """D4RL's normalised score of ``episode_return`` for an offline run whose dataset has
+    reference scores, else None."""
+    if not getattr(config, "dataset", ""):
+        return None
+    from fnrl import datasets
+
+    score = datasets.load(config.dataset).normalized_score(episode_return)
+    return None if score is None else float(score)
 
 
 def _sweep_summary(members: tuple[dict, ...], returns: list) -> dict:
@@ -506,15 +573,18 @@ def _what_runs(train, config) -> str:
     return said
 
 
-def _load_policy(run_dir: str):
+def _load_policy(run_dir: str, eval_policy: str | None = None):
     """The run's :class:`fnrl.loops.core.Train` (a :class:`fnrl.sweep.Sweep` for ``--seeds`` or
-    ``--sweep`` runs), its newest checkpointed carry and its config."""
+    ``--sweep`` runs), its newest checkpointed carry and its config; ``eval_policy`` (greedy or
+    stochastic) replaces the config's, which is how ``train.act`` acts."""
     import jax
 
     from fnrl.checkpoint import Checkpoints
 
     run = _read_run(run_dir)
     module, config, _ = _build(run["algo"], run["config"], "config.json")
+    if eval_policy is not None:
+        config = dataclasses.replace(config, eval_policy=eval_policy)
     train = _make_train(module, config, run["seeds"], run["sweep"])
     key = train.keys if run["seeds"] else jax.random.PRNGKey(run["seed"])
     with Checkpoints(os.path.join(run_dir, "checkpoints"), create=False) as checkpoints:
@@ -795,6 +865,93 @@ def _plan(args) -> int:
     return 0
 
 
+def _prepare_collect(args):
+    """Validates ``fnrl collect``'s inputs; returns (env name, policy(obs, key) -> (action, extras), what)."""
+    if args.out is None:
+        raise UsageError("collect needs --out DATASET")
+    if os.path.exists(os.path.join(args.out, "data")):
+        raise UsageError(f"--out {args.out!r} already holds a dataset; choose another directory")
+    if args.mix:
+        given = [flag for flag, value in (("--env", args.env), ("--policy", args.policy), ("--steps", args.steps),
+                                          ("--noise", args.noise)) if value]
+        if given:
+            raise UsageError(f"--mix concatenates datasets as they are; drop {', '.join(given)}")
+        return None, None, None
+    if args.policy is None:
+        raise UsageError("collect needs --policy RUN_DIR|random (or --mix DATASET...)")
+    if args.steps is None or args.steps <= 0:
+        raise UsageError("collect needs --steps N, a positive integer")
+    if args.num_envs <= 0:
+        raise UsageError(f"invalid --num-envs {args.num_envs}: must be a positive integer")
+    from fnrl import envs
+
+    if args.policy == "random":
+        if args.env is None:
+            raise UsageError("collect --policy random needs --env ENV")
+        try:
+            spec = envs.make(args.env).spec
+        except ValueError as e:
+            raise _one_line(e) from None
+        def policy(obs, key):  # continuous actions in [-1, 1], the units of fnrl's loops and datasets
+            import jax
+
+            shape = obs.shape[:1]
+            if spec.discrete:
+                return jax.random.randint(key, shape, 0, spec.num_actions), {}
+            return jax.random.uniform(key, shape + tuple(spec.action_shape), minval=-1.0, maxval=1.0), {}
+
+        return args.env, policy, {"policy": "random"}
+    run = _read_run(args.policy)
+    if run["seeds"] is not None:
+        raise UsageError(f"--policy {args.policy!r} holds {run['members']} runs (--seeds/--sweep); collect from a "
+                         "single run")
+    if args.env is not None and args.env != run["config"]["env"]:
+        raise UsageError(f"--env {args.env}: the --policy run trained on {run['config']['env']}")
+    train, carry, config = _load_policy(args.policy, eval_policy="stochastic" if args.noise else None)
+    from fnrl.envs.wrappers import normalize
+    from fnrl.loops.core import obs_stats
+
+    stats = obs_stats(carry)
+
+    def policy(obs, key):
+        seen = obs if stats is None else normalize(stats, obs, 1e-8, 10.0)
+        return train.act(carry.learner, seen, key)
+
+    return config.env, policy, {"policy": os.path.abspath(args.policy), "algo": run["algo"], "noise": args.noise}
+
+
+def _collect(args) -> int:
+    from fnrl import datasets, envs
+
+    env_name, policy, what = _prepare_collect(args)
+    try:
+        if args.mix:
+            sources = [datasets.load(source) for source in args.mix]
+            env_name = sources[0].env
+            if env_name is None:
+                raise UsageError(f"{args.mix[0]}: not recorded by fnrl (no environment in its metadata); cannot mix it")
+            episodes = datasets.concatenate(sources)
+            refs = (sources[0].ref_min_score, sources[0].ref_max_score)
+            dataset = datasets.save(args.out, episodes, env_name, mix=[os.path.abspath(m) for m in args.mix],
+                                    ref_scores=refs if None not in refs else None,
+                                    description=f"the episodes of {', '.join(args.mix)}, one after another")
+        else:
+            import jax
+
+            _writable_dir(os.path.dirname(os.path.abspath(args.out)), "--out")
+            episodes = datasets.collect(envs.make(env_name), policy, jax.random.PRNGKey(args.seed), args.steps,
+                                        args.num_envs)
+            dataset = datasets.save(args.out, episodes, env_name, steps=args.steps, seed=args.seed,
+                                    num_envs=args.num_envs, **what,
+                                    description=f"{args.steps} steps of {what['policy']} on {env_name}")
+    except datasets.DatasetError as e:
+        raise _one_line(e) from None
+    returns = dataset.episode_returns()
+    print(f"wrote {args.out}: {dataset.size} steps in {dataset.num_episodes} episodes on {env_name}, "
+          f"mean episode return {returns.mean():.2f} (the last episode of each environment may be cut short)")
+    return 0
+
+
 def cpu_scheduler_workaround() -> None:
     """Turns off XLA:CPU's concurrency-optimised scheduler, with which some vmapped training
     programs (NPG and TRPO over seeds) deadlock on CPU in jax 0.10.2; it has effect only when
@@ -808,7 +965,8 @@ def main(argv=None) -> int:
     cpu_scheduler_workaround()
     args = _parser().parse_args(argv)
     commands = {"list": lambda a: _list() or 0, "train": _train, "eval": _eval, "render": _render, "plot": _plot,
-                "bandit": _bandit, "plan": _plan}
+                "bandit": _bandit, "plan": _plan,
+                "collect": _collect}
     try:
         return commands[args.command](args)
     except UsageError as e:

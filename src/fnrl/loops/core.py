@@ -169,7 +169,7 @@ class Carry(NamedTuple):
     """The whole state of a run between chunks (what a checkpoint holds)."""
 
     learner: Any  # the agent's
-    env_state: envs.EnvState  # the batched training environments
+    env_state: envs.EnvState | None  # the batched training environments (None offline)
     key: jax.Array  # the run's key: every random key derives from it and chunk
     chunk: jax.Array  # chunks done
     tally: Tally
@@ -178,8 +178,9 @@ class Carry(NamedTuple):
 
 def obs_stats(carry: Carry):
     """The training environments' observation statistics in ``carry`` (None without
-    observation normalisation): what an evaluation of the learner must apply, frozen."""
-    return carry.env_state.info.get("obs_stats")
+    observation normalisation, or no training environments): what an evaluation of the learner
+    must apply, frozen."""
+    return None if carry.env_state is None else carry.env_state.info.get("obs_stats")
 
 
 def chunk_size(iterations_per_eval: int, num_evals: int) -> int:

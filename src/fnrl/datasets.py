@@ -1,0 +1,353 @@
+"""Offline datasets: Minari's format on disk, one array per field in memory.
+
+fnrl reads and writes `Minari <https://minari.farama.org>`_ datasets (the successor of D4RL;
+HDF5 storage): a dataset is a directory ``DIR/data/`` holding ``main_data.hdf5`` and
+``metadata.json``, or a dataset id that Minari keeps locally (``minari list local``).
+:func:`load` converts its episodes once into a :class:`Dataset` of arrays -- observations,
+actions, rewards, terminations, truncations and next observations, the behaviour policy's
+``log_prob`` when the collector recorded it -- checked on the way (:class:`DatasetError`: one
+line naming the file and the problem). :func:`check` refuses a dataset whose observations or
+actions do not fit an environment; :func:`collect` records a policy's episodes and :func:`save`
+writes them, with D4RL's normalisation references (``ref_min_score``: a uniformly random
+policy's return, ``ref_max_score``: an expert's) in the metadata, so that
+``minari.get_normalized_score`` and :meth:`Dataset.normalized_score` agree.
+
+Actions are stored in the units fnrl's loops act in: discrete indices, or continuous actions
+in ``[-1, 1]`` (:func:`fnrl.envs.wrap` rescales them to the environment's bounds).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import shutil
+import tempfile
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnrl import envs
+from fnrl.types import Transition
+
+__all__ = ["Dataset", "DatasetError", "REFERENCE_SCORES", "check", "collect", "concatenate", "load", "random_score",
+           "save"]
+
+# D4RL-style normalisation references per task: (random, expert) mean returns. Random: a
+# uniformly random policy over 10,000 episodes (``random_score(env, 10_000)``; the tests check
+# it on fresh episodes); expert: cart-pole's maximum, and on pendulum SAC's final return after 100k steps
+# over 5 seeds (experiments/results/offpolicy_pendulum). A dataset written by fnrl carries its
+# task's pair in its metadata.
+REFERENCE_SCORES = {
+    "cartpole": (22.3, 500.0),
+    "pendulum": (-1223.7, -140.8),
+}
+
+_FIELDS = ("observations", "actions", "rewards", "terminations", "truncations")
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used, in one line naming the file and the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A dataset's transitions, as arrays with a leading axis of ``size`` steps, and what its
+    metadata says.
+
+    ``transitions`` is a :class:`~fnrl.types.Transition` whose ``extras`` hold ``log_prob``
+    (the behaviour policy's, for importance sampling) when every episode recorded it;
+    episodes lie one after another, ``episode_lengths`` long. ``env`` is the fnrl
+    environment the data came from (None for a dataset made elsewhere).
+    """
+
+    transitions: Transition
+    episode_lengths: tuple[int, ...]
+    path: str
+    env: str | None = None
+    ref_min_score: float | None = None
+    ref_max_score: float | None = None
+    metadata: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def size(self) -> int:
+        return int(self.transitions.reward.shape[0])
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episode_lengths)
+
+    def normalized_score(self, episode_return):
+        """D4RL's normalised score ``100 (R − R_random) / (R_expert − R_random)`` (None without references)."""
+        if self.ref_min_score is None or self.ref_max_score is None:
+            return None
+        return 100.0 * (episode_return - self.ref_min_score) / (self.ref_max_score - self.ref_min_score)
+
+    def episode_returns(self) -> np.ndarray:
+        """The undiscounted return of every episode in the dataset."""
+        ends = np.cumsum(self.episode_lengths)
+        return np.add.reduceat(np.asarray(self.transitions.reward), ends - np.asarray(self.episode_lengths))
+
+    def device_put(self) -> Transition:
+        """The transitions as device arrays (float32 observations, rewards and flags)."""
+        return jax.tree_util.tree_map(jnp.asarray, self.transitions)
+
+
+def _data_dir(source: str) -> str:
+    """The ``data`` directory of ``source``: a dataset directory, its ``data`` subdirectory, or a
+    local Minari dataset id."""
+    for candidate in (os.path.join(source, "data"), source):
+        if os.path.isfile(os.path.join(candidate, "metadata.json")):
+            return candidate
+    if os.path.isdir(source):
+        raise DatasetError(f"{source}: not a Minari dataset (no data/metadata.json in it)")
+    if os.path.exists(source):
+        raise DatasetError(f"{source}: not a Minari dataset (a file, not a dataset directory)")
+    try:
+        from minari.storage import get_dataset_path
+
+        local = os.path.join(str(get_dataset_path(source)), "data")
+    except Exception:  # an id Minari cannot parse
+        local = None
+    if local and os.path.isfile(os.path.join(local, "metadata.json")):
+        return local
+    raise DatasetError(f"no dataset {source!r}: not a directory, nor a Minari dataset kept locally "
+                       "(`minari list local`; `minari download ID` fetches a remote one)")
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+@functools.lru_cache(maxsize=4)
+def _load(data_dir: str, stamp: tuple) -> Dataset:
+    from minari.dataset.minari_storage import MinariStorage
+
+    where, data_file = os.path.join(data_dir, "metadata.json"), os.path.join(data_dir, "main_data.hdf5")
+    try:
+        with open(where) as f:
+            metadata = json.load(f)
+        storage = MinariStorage.read(data_dir)
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{where}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except (KeyError, AssertionError) as e:
+        raise DatasetError(f"{where}: incomplete metadata (missing {e})") from None
+    except Exception as e:
+        raise DatasetError(f"{where}: cannot be read ({_first_line(e)})") from None
+    try:
+        episodes = list(storage.get_episodes(range(storage.total_episodes)))
+    except KeyError as e:  # h5py: a field of an episode is missing
+        raise DatasetError(f"{data_file}: an episode is missing a field ({_first_line(e)})") from None
+    except Exception as e:  # h5py's OSError for a missing, truncated or foreign file, ...
+        raise DatasetError(f"{data_file}: cannot be read ({_first_line(e)})") from None
+    if not episodes or not sum(len(ep.get("rewards", ())) for ep in episodes):
+        raise DatasetError(f"{data_dir}: the dataset holds no transitions")
+    fields = {name: [] for name in ("obs", "next_obs", "action", "reward", "termination", "truncation")}
+    log_probs, lengths = [], []
+    for i, ep in enumerate(episodes):
+        missing = [f for f in _FIELDS if f not in ep]
+        if missing:
+            raise DatasetError(f"{data_dir}: episode {i} has no {', '.join(missing)}")
+        obs = ep["observations"]
+        if isinstance(obs, dict) or isinstance(ep["actions"], dict):
+            raise DatasetError(f"{data_dir}: episode {i} has dictionary observations or actions; fnrl takes arrays")
+        obs, steps = np.asarray(obs), len(ep["rewards"])
+        if steps == 0:
+            continue
+        if obs.shape[0] != steps + 1 or len(ep["actions"]) != steps:
+            raise DatasetError(f"{data_dir}: episode {i} has {obs.shape[0]} observations and {len(ep['actions'])} "
+                               f"actions for {steps} rewards (expected {steps + 1} and {steps})")
+        fields["obs"].append(obs[:-1])
+        fields["next_obs"].append(obs[1:])
+        fields["action"].append(np.asarray(ep["actions"]))
+        fields["reward"].append(np.asarray(ep["rewards"]))
+        fields["termination"].append(np.asarray(ep["terminations"]))
+        fields["truncation"].append(np.asarray(ep["truncations"]))
+        log_probs.append(np.asarray(ep["infos"]["log_prob"]) if "log_prob" in (ep.get("infos") or {}) else None)
+        lengths.append(steps)
+    arrays = {k: np.concatenate(v) for k, v in fields.items()}
+    for name, value in arrays.items():
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            first = int(np.argwhere(~np.isfinite(value.reshape(len(value), -1)))[0, 0])
+            raise DatasetError(f"{data_dir}: non-finite values (NaN or inf) in {name} at step {first}")
+    action = arrays["action"]
+    action = action.astype(np.int32) if np.issubdtype(action.dtype, np.integer) else action.astype(np.float32)
+    extras = {"log_prob": np.concatenate(log_probs).astype(np.float32)} if all(
+        lp is not None for lp in log_probs) else {}
+    transitions = Transition(obs=arrays["obs"].astype(np.float32), action=action,
+                             reward=arrays["reward"].astype(np.float32),
+                             termination=arrays["termination"].astype(np.float32),
+                             truncation=arrays["truncation"].astype(np.float32),
+                             next_obs=arrays["next_obs"].astype(np.float32), extras=extras)
+    fnrl_meta = metadata.get("fnrl") or {}
+    return Dataset(transitions, tuple(lengths), data_dir, fnrl_meta.get("env"),
+                   metadata.get("ref_min_score"), metadata.get("ref_max_score"), metadata)
+
+
+def load(source: str) -> Dataset:
+    """The dataset at ``source`` (a directory, or a local Minari dataset id), read once per
+    version of its files.
+
+    Raises:
+      DatasetError: one line naming the file and the problem: a missing, truncated or
+        unreadable file, missing fields, NaN or inf in the data, an empty dataset.
+    """
+    data_dir = _data_dir(str(source))
+    stamp = tuple(os.stat(os.path.join(data_dir, name)).st_mtime_ns if os.path.exists(os.path.join(data_dir, name))
+                  else None for name in ("metadata.json", "main_data.hdf5"))
+    return _load(os.path.abspath(data_dir), stamp)
+
+
+def check(dataset: Dataset, env: envs.Env, env_name: str) -> None:
+    """Raises :class:`DatasetError` when ``dataset``'s observations or actions do not fit ``env``
+    (named ``env_name``), or it names another fnrl environment than ``env_name``."""
+    spec, t = env.spec, dataset.transitions
+    where = dataset.path
+    if dataset.env is not None and dataset.env != env_name:
+        raise DatasetError(f"{where}: recorded on {dataset.env}, not {env_name}")
+    if tuple(t.obs.shape[1:]) != tuple(spec.observation_shape):
+        raise DatasetError(f"{where}: observations of shape {tuple(t.obs.shape[1:])}, but {env_name}'s are "
+                           f"{tuple(spec.observation_shape)}")
+    if spec.discrete:
+        if t.action.ndim != 1 or not np.issubdtype(t.action.dtype, np.integer):
+            raise DatasetError(f"{where}: actions of shape {tuple(t.action.shape[1:])} ({t.action.dtype}), but "
+                               f"{env_name}'s are integers in [0, {spec.num_actions})")
+        low, high = int(np.min(t.action)), int(np.max(t.action))
+        if low < 0 or high >= spec.num_actions:
+            raise DatasetError(f"{where}: actions in [{low}, {high}], outside {env_name}'s [0, {spec.num_actions})")
+        return
+    if tuple(t.action.shape[1:]) != tuple(spec.action_shape) or np.issubdtype(t.action.dtype, np.integer):
+        raise DatasetError(f"{where}: actions of shape {tuple(t.action.shape[1:])} ({t.action.dtype}), but "
+                           f"{env_name}'s are floats of shape {tuple(spec.action_shape)}")
+    most = float(np.max(np.abs(t.action)))
+    if most > 1.0 + 1e-5:
+        raise DatasetError(f"{where}: actions reach {most:.3g}, outside [-1, 1]; fnrl's loops act in [-1, 1] "
+                           "(fnrl.envs.wrap rescales to the environment's bounds), so rescale the dataset's actions")
+
+
+def collect(env: envs.Env, policy: Callable, key, num_steps: int, num_envs: int = 1) -> list[dict]:
+    """``num_steps`` steps (rounded up to whole batches) of ``policy(obs, key) -> (action,
+    extras)`` in ``num_envs`` auto-resetting copies of ``env``, as episodes: dicts of numpy
+    ``observations`` ``[T + 1, ...]`` (the last is the final one), ``actions``, ``rewards``,
+    ``terminations``, ``truncations`` ``[T]`` and, when the policy returns one, the behaviour
+    ``log_prob`` ``[T]``. Each environment's last, unfinished episode ends truncated."""
+    from fnrl.rollout import rollout
+
+    batched = envs.wrap(env, num_envs=num_envs)
+    length = -(-num_steps // num_envs)
+    reset_key, key = jax.random.split(key)
+
+    @jax.jit
+    def run(state, key):
+        return rollout(batched, lambda _, obs, k: policy(obs, k), None, state, key, length)[1]
+
+    trajectory = jax.device_get(run(batched.reset(reset_key), key))
+    episodes = []
+    done = np.maximum(trajectory.termination, trajectory.truncation)
+    for b in range(num_envs):
+        ends = list(np.flatnonzero(done[:, b])) + ([length - 1] if not done[-1, b] else [])
+        start = 0
+        for end in ends:
+            steps = slice(start, end + 1)
+            truncation = trajectory.truncation[steps, b].astype(bool)
+            truncation[-1] |= not trajectory.termination[end, b]
+            episode = {
+                "observations": np.concatenate([trajectory.obs[steps, b], trajectory.next_obs[end:end + 1, b]]),
+                "actions": trajectory.action[steps, b], "rewards": trajectory.reward[steps, b],
+                "terminations": trajectory.termination[steps, b].astype(bool), "truncations": truncation,
+            }
+            if "log_prob" in trajectory.extras:
+                episode["log_prob"] = trajectory.extras["log_prob"][steps, b]
+            episodes.append(episode)
+            start = end + 1
+    return episodes
+
+
+def random_score(env_name: str, episodes: int = 1000, seed: int = 0) -> float:
+    """The mean return of a uniformly random policy on ``env_name`` over ``episodes`` episodes
+    (D4RL's ``ref_min_score``)."""
+    from fnrl.loops.evaluation import episode_limit, evaluate
+
+    env = envs.make(env_name)
+    spec = env.spec
+
+    def uniform(_, obs, key):
+        if spec.discrete:
+            return jax.random.randint(key, obs.shape[:1], 0, spec.num_actions), {}
+        return jax.random.uniform(key, obs.shape[:1] + tuple(spec.action_shape), minval=-1.0, maxval=1.0), {}
+
+    run = jax.jit(lambda key: evaluate(env, uniform, None, key, episodes, episode_limit(env)))
+    return float(run(jax.random.PRNGKey(seed)))
+
+
+def _spaces(spec: envs.Spec):
+    import gymnasium as gym
+
+    obs = gym.spaces.Box(-np.inf, np.inf, tuple(spec.observation_shape), np.float32)
+    if spec.discrete:
+        return obs, gym.spaces.Discrete(spec.num_actions)
+    return obs, gym.spaces.Box(-1.0, 1.0, tuple(spec.action_shape), np.float32)
+
+
+def save(path: str, episodes: list[dict], env_name: str, *, description: str = "",
+         dataset_id: str | None = None, ref_scores: tuple[float, float] | None = None, **metadata) -> Dataset:
+    """Writes ``episodes`` (:func:`collect`'s dicts) as a Minari dataset in directory ``path``
+    (which must not hold one) and returns it loaded. ``ref_scores`` (random, expert) default to
+    :data:`REFERENCE_SCORES` of ``env_name``; other keyword arguments go into the ``fnrl`` entry
+    of the metadata (e.g. the policy and the collection's settings)."""
+    import minari
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+    from minari.dataset.minari_storage import MinariStorage
+
+    if os.path.exists(os.path.join(path, "data")):
+        raise DatasetError(f"{path}: already holds a dataset; choose another directory")
+    if not episodes:
+        raise DatasetError(f"{path}: no episodes to write")
+    spec = envs.make(env_name).spec
+    obs_space, action_space = _spaces(spec)
+    ref = ref_scores if ref_scores is not None else REFERENCE_SCORES.get(env_name)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=parent) as tmp:  # the dataset appears whole or not at all
+        data_dir = os.path.join(tmp, "data")
+        storage = MinariStorage.new(data_dir, observation_space=obs_space, action_space=action_space,
+                                    data_format="hdf5")
+        meta = {"dataset_id": dataset_id or f"fnrl/{env_name.replace('/', '-')}/{os.path.basename(path)}-v0",
+                "minari_version": minari.__version__, "algorithm_name": str(metadata.get("policy", "")),
+                "description": description, "fnrl": {"env": env_name, **metadata}}
+        if ref is not None:
+            meta.update(ref_min_score=float(ref[0]), ref_max_score=float(ref[1]))
+        storage.update_metadata(meta)
+        storage.update_episodes([EpisodeBuffer(
+            id=i, observations=ep["observations"].astype(np.float32), actions=ep["actions"],
+            rewards=ep["rewards"].astype(np.float64), terminations=ep["terminations"].astype(bool),
+            truncations=ep["truncations"].astype(bool),
+            infos={"log_prob": ep["log_prob"].astype(np.float32)} if "log_prob" in ep else {})
+            for i, ep in enumerate(episodes)])
+        os.makedirs(path, exist_ok=True)
+        shutil.move(data_dir, os.path.join(path, "data"))
+    return load(path)
+
+
+def concatenate(datasets: list[Dataset]) -> list[dict]:
+    """The episodes of ``datasets``, one after another, as :func:`save` takes them (``fnrl
+    collect --mix``); they must come from the same environment."""
+    names = {d.env for d in datasets}
+    if len(names) > 1:
+        raise DatasetError(f"cannot mix datasets of different environments: {', '.join(sorted(map(str, names)))}")
+    episodes = []
+    for d in datasets:
+        t = jax.tree_util.tree_map(np.asarray, d.transitions)
+        start = 0
+        for length in d.episode_lengths:
+            steps = slice(start, start + length)
+            episode = {"observations": np.concatenate([t.obs[steps], t.next_obs[start + length - 1:start + length]]),
+                       "actions": t.action[steps], "rewards": t.reward[steps],
+                       "terminations": t.termination[steps] > 0, "truncations": t.truncation[steps] > 0}
+            if "log_prob" in t.extras:
+                episode["log_prob"] = t.extras["log_prob"][steps]
+            episodes.append(episode)
+            start += length
+    return episodes

@@ -1,0 +1,86 @@
+"""The offline loop: a fixed dataset on the device, minibatches drawn from it, no acting.
+
+Each iteration samples ``batch_size`` transitions uniformly from the dataset
+(:mod:`fnrl.datasets`) and applies one ``update``; ``total_steps`` counts these gradient
+updates, and the environment is only stepped by the evaluations, which run the agent's policy
+as every loop's do. A batch is a :class:`~fnrl.types.Transition` ``[batch_size, ...]`` like an
+off-policy loop's -- ``extras`` hold ``weight`` (ones) and ``n_steps`` (ones), and the
+behaviour ``log_prob`` when the dataset recorded it -- so off-policy agents learn offline
+unchanged (and offline agents, e.g. CQL on SAC, are off-policy agents with a penalty).
+
+The dataset is part of the carry (the loop's ``data``), so a checkpoint holds it with the learner
+and a resumed run samples exactly what it would have.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from fnrl import datasets, envs
+from fnrl.agent import Agent
+from fnrl.config import positive_int
+from fnrl.loops import core
+from fnrl.rollout import Episodes
+
+__all__ = ["OfflineConfig", "load_dataset", "make_train"]
+
+
+@dataclasses.dataclass(frozen=True)
+class OfflineConfig(core.RunConfig):
+    """Fields every offline algorithm shares; algorithms subclass it with their own.
+
+    ``dataset``: a Minari dataset directory or a local Minari dataset id (``fnrl train ALGO
+    --dataset ...``); ``total_steps``: gradient updates.
+    """
+
+    dataset: str = ""
+    batch_size: int = positive_int(256)
+    num_envs: int = positive_int(1)  # unused: an offline run steps no training environments
+    hidden_sizes: tuple[int, ...] = (256, 256)
+
+    @property
+    def periods(self) -> core.Schedule:
+        return self.schedule(1)
+
+
+def load_dataset(config: OfflineConfig, env: envs.Env) -> datasets.Dataset:
+    """``config.dataset`` loaded and checked against ``env`` (``config.env``).
+
+    Raises:
+      fnrl.datasets.DatasetError: one line, when there is no dataset or it does not fit.
+    """
+    if not config.dataset:
+        raise datasets.DatasetError("an offline algorithm needs a dataset: --dataset DIR_OR_MINARI_ID "
+                                    "(`fnrl collect` records one)")
+    dataset = datasets.load(config.dataset)
+    datasets.check(dataset, env, config.env)
+    return dataset
+
+
+def make_train(config: OfflineConfig, env: envs.Env, agent: Agent, dataset: datasets.Dataset,
+               on_eval: Callable | None = None) -> core.Train:
+    """``train(key) -> (learner, metrics)`` of ``agent`` on ``dataset`` (see :mod:`fnrl.loops.core`),
+    evaluated in ``env``; ``step`` counts gradient updates."""
+    if config.bonus != "none":
+        raise ValueError("an offline run has no exploration: bonus must be 'none'")
+    data = dataset.device_put()
+    size = dataset.size
+    no_episodes = Episodes(jnp.zeros(()), jnp.zeros(()), jnp.zeros((), jnp.int32))
+
+    def start(learner_key):
+        return agent.init(learner_key, data.obs[:1]), None, data
+
+    def iterate(learner, env_state, data, key, index):
+        sample_key, update_key = jax.random.split(key)
+        indices = jax.random.randint(sample_key, (config.batch_size,), 0, size)
+        batch = jax.tree_util.tree_map(lambda x: x[indices], data)
+        ones = jnp.ones(config.batch_size)
+        batch = batch._replace(extras={**batch.extras, "weight": ones, "n_steps": ones})
+        learner, metrics, _ = agent.update(learner, batch, update_key)
+        return core.Iteration(learner, env_state, data, no_episodes, metrics)
+
+    return core.make_train(config, env, agent, start=start, iterate=iterate, schedule=config.periods,
+                           steps_per_iteration=1, start_keys=1, on_eval=on_eval)
