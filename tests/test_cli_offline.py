@@ -43,6 +43,22 @@ def test_collect_random_then_train_bc_with_the_env_from_the_dataset(random_cartp
     assert not loaded.metadata["fnrl"]["noise"] and datasets.load(str(noisy)).metadata["fnrl"]["noise"]
     assert _run(capsys, ["collect", "--mix", str(random_cartpole), str(greedy), "--out", str(mixed)])[0] == 0
     assert datasets.load(str(mixed)).size == 900
+    code, _, err = _run(capsys, ["collect", "--replay", str(out), "--out", str(tmp_path / "r")])
+    assert code == 2 and "a bc run keeps no replay buffer" in err
+
+
+def test_collect_replay_writes_an_off_policy_runs_buffer(tmp_path, capsys):
+    small = ["--steps", "400", "--set", "num_evals=1", "--set", "eval_episodes=2", "--set", "learning_starts=100",
+             "--set", "hidden_sizes=16,16"]
+    run, three = tmp_path / "dqn", tmp_path / "dqn3"
+    assert main(["train", "dqn", "--env", "cartpole", "--out", str(three)] + small) == 0  # the preset's n_step = 3
+    code, _, err = _run(capsys, ["collect", "--replay", str(three), "--out", str(tmp_path / "replay")])
+    assert code == 2 and "3-step transitions" in err
+    assert main(["train", "dqn", "--env", "cartpole", "--out", str(run), "--set", "n_step=1"] + small) == 0
+    code, stdout, _ = _run(capsys, ["collect", "--replay", str(run), "--out", str(tmp_path / "replay")])
+    dataset = datasets.load(str(tmp_path / "replay"))
+    steps = json.loads((run / "summary.json").read_text())["steps"]
+    assert code == 0 and dataset.size == steps and dataset.metadata["fnrl"]["algo"] == "dqn"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -51,6 +67,7 @@ def test_collect_random_then_train_bc_with_the_env_from_the_dataset(random_cartp
     (["collect", "--policy", "random", "--steps", "10", "--out", "X"], "needs --env"),
     (["collect", "--env", "cartpole", "--policy", "nowhere", "--steps", "10", "--out", "X"], "holds no run"),
     (["collect", "--mix", "A", "--env", "cartpole", "--out", "X"], "drop --env"),
+    (["collect", "--replay", "A", "--steps", "5", "--out", "X"], "drop --steps"),
     (["train", "sac", "--dataset", "A", "--env", "pendulum", "--steps", "10", "--out", "X"],
      "sac is not an offline algorithm"),
     (["train", "bc", "--env", "cartpole", "--steps", "10", "--out", "X"], "needs a dataset"),

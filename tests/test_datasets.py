@@ -169,3 +169,43 @@ def test_reference_random_scores_are_a_random_policys(env_name):
     measured = datasets.random_score(env_name, 2000, seed=1)
     tolerance = {"cartpole": 1.0, "pendulum": 25.0}[env_name]
     assert abs(measured - datasets.REFERENCE_SCORES[env_name][0]) < tolerance
+
+
+def test_from_replay_gives_back_the_episodes_of_each_environment_in_order():
+    from fnrl import replay
+    from fnrl.rollout import rollout
+
+    env = envs.make("cartpole")
+    batched = envs.wrap(env, num_envs=3)
+    policy = _random(env.spec)
+    state = batched.reset(jax.random.PRNGKey(0))
+    _, trajectory, _ = rollout(batched, lambda _, obs, k: (policy(obs, k)[0], {}), None, state,
+                               jax.random.PRNGKey(1), 120)
+    example = jax.tree_util.tree_map(lambda x: x[0, 0], trajectory)
+
+    def flat(ep):
+        return np.concatenate([ep["observations"][:-1].ravel(), ep["rewards"], ep["actions"].ravel()])
+
+    def episodes_of(column):
+        t = jax.tree_util.tree_map(lambda x: np.asarray(x[:, column]), trajectory)
+        return datasets._split(t, np.arange(len(t.reward)))
+
+    # not full: every step of every environment, each environment's episodes in order
+    buffer = replay.insert(replay.init(example, 1000), trajectory)
+    got = datasets.from_replay(buffer, 3)
+    want = [e for b in range(3) for e in episodes_of(b)]
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(flat(a), flat(b))
+        np.testing.assert_array_equal(a["truncations"], b["truncations"])
+
+    # full and wrapped around (capacity 150 of 360 inserted in 3 pieces): the newest 50 steps per
+    # environment, each a suffix of that environment's steps
+    buffer = replay.init(example, 150)
+    for piece in range(3):
+        buffer = replay.insert(buffer, jax.tree_util.tree_map(lambda x: x[piece * 40:(piece + 1) * 40], trajectory))
+    got = datasets.from_replay(buffer, 3)
+    assert sum(len(e["rewards"]) for e in got) == 150
+    for b in range(3):
+        xs = np.concatenate([e["observations"][:-1, 0] for e in got])[b * 50:(b + 1) * 50]
+        np.testing.assert_array_equal(xs, np.asarray(trajectory.obs[70:, b, 0]))

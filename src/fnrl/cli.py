@@ -12,6 +12,7 @@
     fnrl train <offline algo> --dataset DIR_OR_MINARI_ID --steps N --out DIR   # --env from the dataset
     fnrl collect --env ENV --policy RUN_DIR|random --steps N --out DATASET [--noise]
     fnrl collect --mix DATASET... --out DATASET      # episodes of several datasets, one after another
+    fnrl collect --replay RUN_DIR --out DATASET      # the replay buffer of an off-policy run's checkpoint
     fnrl list
 
 ``<algo>`` is a name from ``fnrl list`` or a ``.py`` file defining ``Config`` and ``make_train``
@@ -48,7 +49,8 @@ dataset is read and checked against the environment before anything is compiled;
 adds D4RL's normalised score when the dataset has reference scores. ``fnrl collect`` records
 ``--steps`` steps of a run's policy (greedy, or with its exploration with ``--noise``) or of a
 uniformly random one, in ``--num-envs`` environments, as a Minari dataset at ``--out``; ``--mix``
-concatenates datasets.
+concatenates datasets, and ``--replay RUN_DIR`` writes the replay buffer of an off-policy (or
+model-based) run's newest checkpoint: every transition its training kept.
 
 ``fnrl plan`` runs model-predictive control (:func:`fnrl.planning.run_mpc`) with a planner
 (``random_shooting``, ``cem``, ``mppi``, ``mcts``) that plans with the true environment as its
@@ -179,6 +181,8 @@ def _parser() -> argparse.ArgumentParser:
                          "action noise) instead of its greedy policy")
     collect.add_argument("--num-envs", type=int, default=1, help="environments stepped side by side (default 1)")
     collect.add_argument("--mix", nargs="+", metavar="DATASET", help="concatenate these datasets instead")
+    collect.add_argument("--replay", metavar="RUN_DIR", help="instead: the replay buffer of an off-policy or "
+                         "model-based run's newest checkpoint (D4RL's replay flavour)")
     collect.add_argument("--out", help="dataset directory to write (must not hold one)")
     collect.add_argument("--seed", type=int, default=0)
 
@@ -871,11 +875,12 @@ def _prepare_collect(args):
         raise UsageError("collect needs --out DATASET")
     if os.path.exists(os.path.join(args.out, "data")):
         raise UsageError(f"--out {args.out!r} already holds a dataset; choose another directory")
-    if args.mix:
-        given = [flag for flag, value in (("--env", args.env), ("--policy", args.policy), ("--steps", args.steps),
-                                          ("--noise", args.noise)) if value]
+    if args.mix or args.replay:
+        flag = "--mix" if args.mix else "--replay"
+        given = [f for f, value in (("--env", args.env), ("--policy", args.policy), ("--steps", args.steps),
+                                    ("--noise", args.noise), ("--replay", args.mix and args.replay)) if value]
         if given:
-            raise UsageError(f"--mix concatenates datasets as they are; drop {', '.join(given)}")
+            raise UsageError(f"{flag} writes the data as it is; drop {', '.join(given)}")
         return None, None, None
     if args.policy is None:
         raise UsageError("collect needs --policy RUN_DIR|random (or --mix DATASET...)")
@@ -920,12 +925,35 @@ def _prepare_collect(args):
     return config.env, policy, {"policy": os.path.abspath(args.policy), "algo": run["algo"], "noise": args.noise}
 
 
+def _replay_episodes(run_dir: str):
+    """The episodes in the replay buffer of the newest checkpoint of the run in ``run_dir``."""
+    from fnrl import datasets
+    from fnrl.replay import ReplayState
+
+    run = _read_run(run_dir)
+    if run["seeds"] is not None:
+        raise UsageError(f"--replay {run_dir!r} holds {run['members']} runs (--seeds/--sweep); use a single run")
+    _, carry, config = _load_policy(run_dir)
+    buffer = getattr(carry.data, "buffer", carry.data)
+    if not isinstance(buffer, ReplayState):
+        raise UsageError(f"--replay {run_dir!r}: a {run['algo']} run keeps no replay buffer")
+    if getattr(config, "n_step", 1) != 1:
+        raise UsageError(f"--replay {run_dir!r}: its buffer holds {config.n_step}-step transitions; a dataset's "
+                         "are one-step")
+    what = {"policy": f"replay of {os.path.abspath(run_dir)}", "algo": run["algo"], "replay_of": os.path.abspath(run_dir)}
+    return config.env, datasets.from_replay(buffer, config.num_envs), what
+
+
 def _collect(args) -> int:
     from fnrl import datasets, envs
 
     env_name, policy, what = _prepare_collect(args)
     try:
-        if args.mix:
+        if args.replay:
+            env_name, episodes, what = _replay_episodes(args.replay)
+            dataset = datasets.save(args.out, episodes, env_name, **what,
+                                    description=f"the replay buffer of the run in {args.replay}")
+        elif args.mix:
             sources = [datasets.load(source) for source in args.mix]
             env_name = sources[0].env
             if env_name is None:

@@ -32,8 +32,8 @@ import numpy as np
 from fnrl import envs
 from fnrl.types import Transition
 
-__all__ = ["Dataset", "DatasetError", "REFERENCE_SCORES", "check", "collect", "concatenate", "load", "random_score",
-           "save"]
+__all__ = ["Dataset", "DatasetError", "REFERENCE_SCORES", "check", "collect", "concatenate", "from_replay", "load",
+           "random_score", "save"]
 
 # D4RL-style normalisation references per task: (random, expert) mean returns. Random: a
 # uniformly random policy over 10,000 episodes (``random_score(env, 10_000)``; the tests check
@@ -227,6 +227,27 @@ def check(dataset: Dataset, env: envs.Env, env_name: str) -> None:
                            "(fnrl.envs.wrap rescales to the environment's bounds), so rescale the dataset's actions")
 
 
+def _episode(t: Transition, steps: np.ndarray) -> dict:
+    """One episode of the numpy transitions ``t`` at indices ``steps`` (in order), as :func:`save`
+    takes it; it ends truncated unless its last step terminates."""
+    truncation = t.truncation[steps] > 0
+    truncation[-1] |= not t.termination[steps[-1]]
+    episode = {"observations": np.concatenate([t.obs[steps], t.next_obs[steps[-1:]]]), "actions": t.action[steps],
+               "rewards": t.reward[steps], "terminations": t.termination[steps] > 0, "truncations": truncation}
+    if "log_prob" in t.extras:
+        episode["log_prob"] = t.extras["log_prob"][steps]
+    return episode
+
+
+def _split(t: Transition, rows: np.ndarray) -> list[dict]:
+    """The episodes of the consecutive steps ``rows`` of ``t``, cut after each termination or
+    truncation; a last, unfinished stretch ends truncated."""
+    done = np.maximum(t.termination[rows], t.truncation[rows])
+    ends = list(np.flatnonzero(done)) + ([len(rows) - 1] if len(rows) and not done[-1] else [])
+    starts = [0] + [end + 1 for end in ends[:-1]]
+    return [_episode(t, rows[start:end + 1]) for start, end in zip(starts, ends)]
+
+
 def collect(env: envs.Env, policy: Callable, key, num_steps: int, num_envs: int = 1) -> list[dict]:
     """``num_steps`` steps (rounded up to whole batches) of ``policy(obs, key) -> (action,
     extras)`` in ``num_envs`` auto-resetting copies of ``env``, as episodes: dicts of numpy
@@ -245,24 +266,27 @@ def collect(env: envs.Env, policy: Callable, key, num_steps: int, num_envs: int 
 
     trajectory = jax.device_get(run(batched.reset(reset_key), key))
     episodes = []
-    done = np.maximum(trajectory.termination, trajectory.truncation)
     for b in range(num_envs):
-        ends = list(np.flatnonzero(done[:, b])) + ([length - 1] if not done[-1, b] else [])
-        start = 0
-        for end in ends:
-            steps = slice(start, end + 1)
-            truncation = trajectory.truncation[steps, b].astype(bool)
-            truncation[-1] |= not trajectory.termination[end, b]
-            episode = {
-                "observations": np.concatenate([trajectory.obs[steps, b], trajectory.next_obs[end:end + 1, b]]),
-                "actions": trajectory.action[steps, b], "rewards": trajectory.reward[steps, b],
-                "terminations": trajectory.termination[steps, b].astype(bool), "truncations": truncation,
-            }
-            if "log_prob" in trajectory.extras:
-                episode["log_prob"] = trajectory.extras["log_prob"][steps, b]
-            episodes.append(episode)
-            start = end + 1
+        episodes += _split(jax.tree_util.tree_map(lambda x: np.asarray(x[:, b]), trajectory), np.arange(length))
     return episodes
+
+
+def from_replay(buffer, num_envs: int) -> list[dict]:
+    """The episodes in a training run's replay buffer (:class:`fnrl.replay.ReplayState` of one-step
+    transitions from ``num_envs`` environments, inserted time-major), oldest first, as
+    :func:`collect` returns them: D4RL's "replay" flavour. Each environment's steps are taken
+    in the order they were inserted; a stretch cut by the buffer's ends ends truncated."""
+    data = jax.tree_util.tree_map(np.asarray, jax.device_get(buffer.data))
+    size, capacity, position = int(buffer.size), len(data.reward), int(buffer.position)
+    if size % num_envs:
+        raise DatasetError(f"the replay buffer holds {size} transitions, not whole steps of {num_envs} environments")
+    if size == 0:
+        raise DatasetError("the run's replay buffer is empty")
+    order = (position + np.arange(size)) % capacity if size == capacity else np.arange(size)
+    # Every insertion is whole time steps of all environments, so the k-th item ever inserted
+    # came from environment k mod num_envs, and the j-th oldest kept one is item (total - size + j).
+    env_of = (np.arange(size) - size) % num_envs
+    return [episode for b in range(num_envs) for episode in _split(data, order[env_of == b])]
 
 
 def random_score(env_name: str, episodes: int = 1000, seed: int = 0) -> float:
@@ -340,14 +364,6 @@ def concatenate(datasets: list[Dataset]) -> list[dict]:
     episodes = []
     for d in datasets:
         t = jax.tree_util.tree_map(np.asarray, d.transitions)
-        start = 0
-        for length in d.episode_lengths:
-            steps = slice(start, start + length)
-            episode = {"observations": np.concatenate([t.obs[steps], t.next_obs[start + length - 1:start + length]]),
-                       "actions": t.action[steps], "rewards": t.reward[steps],
-                       "terminations": t.termination[steps] > 0, "truncations": t.truncation[steps] > 0}
-            if "log_prob" in t.extras:
-                episode["log_prob"] = t.extras["log_prob"][steps]
-            episodes.append(episode)
-            start += length
+        starts = np.cumsum((0,) + d.episode_lengths[:-1])
+        episodes += [_episode(t, np.arange(start, start + length)) for start, length in zip(starts, d.episode_lengths)]
     return episodes
