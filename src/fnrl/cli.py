@@ -218,22 +218,13 @@ def _one_line(error: Exception) -> UsageError:
 
 
 def _read_run(run_dir: str) -> dict:
-    """``DIR/config.json`` of a run: algo, seed (or seeds and sweep), preset and config fields."""
-    path = os.path.join(run_dir, "config.json")
+    """``DIR/config.json`` of a run (:func:`fnrl.runs.read`)."""
+    from fnrl import runs
+
     try:
-        with open(path) as f:
-            run = json.load(f)
-        multi = run.get("seeds") is not None
-        return {"algo": run["algo"], "seed": None if multi else int(run["seed"]), "config": dict(run["config"]),
-                "preset": run.get("preset"), "seeds": [int(s) for s in run["seeds"]] if multi else None,
-                "sweep": {k: list(v) for k, v in run["sweep"].items()} if multi else None,
-                "members": len(run["members"]) if multi else 1}
-    except FileNotFoundError:
-        raise UsageError(f"{run_dir!r} holds no run: {path} is missing") from None
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"{path} is corrupt: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        return runs.read(run_dir)
+    except runs.RunError as e:
+        raise _one_line(e) from None
 
 
 def _build(algo: str, fields: dict, source: str, args=None):
@@ -243,8 +234,7 @@ def _build(algo: str, fields: dict, source: str, args=None):
     ``fields``, the preset under them)."""
     import jax
 
-    from fnrl import algorithms, config as fnrl_config, envs, parallel, presets
-    from fnrl.loops.core import check_env, make_env
+    from fnrl import algorithms, config as fnrl_config, presets, runs
 
     def build(module, preset: dict):
         config = fnrl_config.apply(module.Config(), preset, source=f"preset {algo}/{preset.get('env')}")
@@ -275,13 +265,7 @@ def _build(algo: str, fields: dict, source: str, args=None):
         preset = presets.get(algo, config.env) if args is not None and not args.no_preset else {}
         if preset:
             config = build(module, {**preset, "env": config.env})
-        envs.make(config.env)
-        check_env(algo, getattr(module, "SUPPORTS", ("discrete", "continuous")), make_env(config), config.env)
-        if getattr(config, "dataset", None) is not None:  # an offline algorithm: its dataset, read and checked
-            from fnrl.loops.offline import load_dataset
-
-            load_dataset(config, make_env(config))
-        parallel.make_mesh(getattr(config, "num_devices", 1))  # enough devices?
+        runs.check(algo, module, config)
     except (ValueError, TypeError) as e:  # ConfigError is a ValueError
         raise _one_line(e) from None
     return module, config, f"{algo}/{presets.key(algo, config.env)}" if preset else None
@@ -337,17 +321,12 @@ def _grid(sweeps: list[str], overrides: list[str]) -> dict[str, list]:
 def _make_train(module, config, seeds: list[int] | None, grid: dict | None, check: bool = False):
     """The run to compile: ``module.make_train(config)``, or the :class:`fnrl.sweep.Sweep` of
     ``seeds`` × ``grid``; ``check`` traces a sweep once to refuse keys that cannot be traced."""
-    from fnrl import sweep
+    from fnrl import runs
 
     try:
-        if seeds is None:
-            return module.make_train(config)  # refuses what the algorithm cannot build (e.g. a bonus)
-        runs = sweep.make_sweep(module, config, seeds, grid)
-        if check and grid:
-            sweep.check_traceable(runs)
+        return runs.make_train(module, config, seeds, grid, check)  # refuses what cannot be built (e.g. a bonus)
     except ValueError as e:
         raise _one_line(e) from None
-    return runs
 
 
 def _prepare(args):
@@ -575,23 +554,14 @@ def _what_runs(train, config) -> str:
 
 def _load_policy(run_dir: str, eval_policy: str | None = None):
     """The run's :class:`fnrl.loops.core.Train` (a :class:`fnrl.sweep.Sweep` for ``--seeds`` or
-    ``--sweep`` runs), its newest checkpointed carry and its config; ``eval_policy`` (greedy or
-    stochastic) replaces the config's, which is how ``train.act`` acts."""
-    import jax
+    ``--sweep`` runs), its newest checkpointed carry and its config (:func:`fnrl.runs.load`);
+    ``eval_policy`` (greedy or stochastic) replaces the config's, which is how ``train.act`` acts."""
+    from fnrl import runs
 
-    from fnrl.checkpoint import Checkpoints
-
-    run = _read_run(run_dir)
-    module, config, _ = _build(run["algo"], run["config"], "config.json")
-    if eval_policy is not None:
-        config = dataclasses.replace(config, eval_policy=eval_policy)
-    train = _make_train(module, config, run["seeds"], run["sweep"])
-    key = train.keys if run["seeds"] else jax.random.PRNGKey(run["seed"])
-    with Checkpoints(os.path.join(run_dir, "checkpoints"), create=False) as checkpoints:
-        chunks, carry = checkpoints.restore_usable(jax.eval_shape(train.init, key), report=_note)
-    if chunks is None:
-        raise UsageError(f"{run_dir!r} holds no checkpoint: nothing to evaluate yet")
-    return train, carry, config
+    try:
+        return runs.load(run_dir, eval_policy, report=_note)
+    except runs.RunError as e:
+        raise _one_line(e) from None
 
 
 def _note(line: str) -> None:
@@ -908,15 +878,9 @@ def _prepare_collect(args):
     if args.env is not None and args.env != run["config"]["env"]:
         raise UsageError(f"--env {args.env}: the --policy run trained on {run['config']['env']}")
     train, carry, config = _load_policy(args.policy, eval_policy="stochastic" if args.noise else None)
-    from fnrl.envs.wrappers import normalize
-    from fnrl.loops.core import obs_stats
+    from fnrl import runs
 
-    stats = obs_stats(carry)
-
-    def policy(obs, key):
-        seen = obs if stats is None else normalize(stats, obs, 1e-8, 10.0)
-        return train.act(carry.learner, seen, key)
-
+    policy = runs.policy(train, carry)
     return config.env, policy, {"policy": os.path.abspath(args.policy), "algo": run["algo"], "noise": args.noise}
 
 
