@@ -32,8 +32,8 @@ import numpy as np
 from fnrl import envs
 from fnrl.types import Transition
 
-__all__ = ["Dataset", "DatasetError", "REFERENCE_SCORES", "check", "collect", "concatenate", "load", "random_score",
-           "save"]
+__all__ = ["Dataset", "DatasetError", "REFERENCE_SCORES", "check", "collect", "concatenate", "from_episodes", "load",
+           "random_score", "save"]
 
 # D4RL-style normalisation references per task: (random, expert) mean returns. Random: a
 # uniformly random policy over 10,000 episodes (``random_score(env, 10_000)``; the tests check
@@ -263,6 +263,23 @@ def collect(env: envs.Env, policy: Callable, key, num_steps: int, num_envs: int 
             episodes.append(episode)
             start = end + 1
     return episodes
+
+
+def from_episodes(episodes: list[dict], env: str | None = None, path: str = "<memory>") -> Dataset:
+    """``episodes`` (:func:`collect`'s dicts) as a :class:`Dataset` in memory, without writing
+    them: for an environment that has no name to save under (e.g. a :class:`fnrl.envs.tabular.MDP`
+    built in a test)."""
+    cat = lambda f: np.concatenate([f(ep) for ep in episodes])  # noqa: E731
+    action = cat(lambda ep: np.asarray(ep["actions"]))
+    action = action.astype(np.int32) if np.issubdtype(action.dtype, np.integer) else action.astype(np.float32)
+    extras = {"log_prob": cat(lambda ep: ep["log_prob"]).astype(np.float32)} if all(
+        "log_prob" in ep for ep in episodes) else {}
+    transitions = Transition(obs=cat(lambda ep: ep["observations"][:-1]).astype(np.float32), action=action,
+                             reward=cat(lambda ep: ep["rewards"]).astype(np.float32),
+                             termination=cat(lambda ep: ep["terminations"]).astype(np.float32),
+                             truncation=cat(lambda ep: ep["truncations"]).astype(np.float32),
+                             next_obs=cat(lambda ep: ep["observations"][1:]).astype(np.float32), extras=extras)
+    return Dataset(transitions, tuple(len(ep["rewards"]) for ep in episodes), path, env)
 
 
 def random_score(env_name: str, episodes: int = 1000, seed: int = 0) -> float:
