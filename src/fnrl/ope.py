@@ -144,7 +144,7 @@ def episodes(dataset: datasets.Dataset, time_limit: int | None) -> Episodes:
         raise OPEError(f"{dataset.path}: no whole episode (every one ends cut short, before the time limit "
                        f"{time_limit}); importance sampling needs whole episodes")
     starts, lengths = starts[whole], lengths[whole]
-    horizon, n = int(lengths.max()), len(lengths)
+    horizon = int(lengths.max())
     steps = np.arange(horizon)[:, None]
     mask = steps < lengths[None, :]
     index = np.where(mask, starts[None, :] + steps, 0)
