@@ -8,7 +8,8 @@ keys).
 The cases come from `fnrl.algorithms.names()` and each module's ``SUPPORTS``, and the small
 budget from field names every config of that family declares, so an algorithm added later is
 covered without editing this file. Offline algorithms (a config with a ``dataset`` field) learn
-from a small dataset of a scripted policy on the case's environment (tests/offline_data.py).
+from a small dataset of a scripted policy on the case's environment (tests/offline_data.py);
+one that evaluates a policy (a ``policy`` field: fqe) evaluates a short bc run on that dataset.
 """
 import dataclasses
 import json
@@ -51,12 +52,23 @@ def datasets(tmp_path_factory):
                                           1000).path
         return made[env]
 
+    def policy(env):
+        """A short bc run on ``env``'s dataset: the policy a policy-evaluation algorithm evaluates."""
+        run = root / f"bc-{env.replace('/', '-')}"
+        if not run.exists():
+            assert main(["train", "bc", "--dataset", get(env), "--env", env, "--steps", "64", "--out", str(run),
+                         "--set", "num_evals=1", "--set", "eval_episodes=1", "--set", "hidden_sizes=16,16"]) == 0
+        return str(run)
+
+    get.policy = policy
     return get
 
 
 def _argv(algo: str, env: str, datasets) -> list[str]:
     fields = {f.name for f in dataclasses.fields(algorithms.get(algo).Config)}
     sets = [a for k, v in SMALL.items() if k in fields for a in ("--set", f"{k}={v}")]
+    if "policy" in fields:
+        sets += ["--set", f"policy={datasets.policy(env)}"]
     data = ["--dataset", datasets(env)] if "dataset" in fields else []
     return ["train", algo, "--env", env, "--steps", str(STEPS), "--seed", "3"] + data + sets
 

@@ -21,7 +21,12 @@ the schedule; the agent only says how to start, how to act and how to learn:
   identity) -- sees every freshly collected trajectory ``[T, B, ...]`` before the loop uses it
   (the on-policy update, the off-policy replay buffer, the off-policy warm-up too): it may
   update the learner from it (visit counts, a head drawn per episode) and rewrite it
-  (:func:`fnrl.exploration.with_bonus` adds reward bonuses).
+  (:func:`fnrl.exploration.with_bonus` adds reward bonuses);
+- ``log_prob(learner, obs, action) -> [B]`` (optional; None by default) -- log π(a|s) of the
+  policy that ``act(..., explore=True)`` samples from, at a batch of actions: what off-policy
+  evaluation (:mod:`fnrl.ope`) weighs a dataset's actions by. Agents whose policy is a
+  distribution (bc, reinforce, a2c, ppo, npg, trpo, sac, mbpo) give it; a deterministic or
+  greedy policy (dqn, ddpg, td3, planners) has no density and leaves it None.
 """
 from __future__ import annotations
 
@@ -48,12 +53,13 @@ def unchanged(learner, trajectory, key):
 
 
 class Agent(NamedTuple):
-    """``init``, ``act``, ``update`` and ``observe`` of an algorithm (module docstring)."""
+    """``init``, ``act``, ``update``, ``observe`` and ``log_prob`` of an algorithm (module docstring)."""
 
     init: Callable
     act: Callable
     update: Callable
     observe: Callable = unchanged
+    log_prob: Callable | None = None
 
 
 def distribution_action(dist, key, explore: bool, with_log_prob: bool = False) -> tuple[chex.Array, dict]:

@@ -13,6 +13,7 @@
     fnrl collect --env ENV --policy RUN_DIR|random --steps N --out DATASET [--noise]
     fnrl collect --mix DATASET... --out DATASET      # episodes of several datasets, one after another
     fnrl collect --replay RUN_DIR --out DATASET      # the replay buffer of an off-policy run's checkpoint
+    fnrl ope --dataset DATASET --policy RUN_DIR [--gamma G] [--true-episodes N]  # off-policy evaluation
     fnrl list
 
 ``<algo>`` is a name from ``fnrl list`` or a ``.py`` file defining ``Config`` and ``make_train``
@@ -51,6 +52,15 @@ adds D4RL's normalised score when the dataset has reference scores. ``fnrl colle
 uniformly random one, in ``--num-envs`` environments, as a Minari dataset at ``--out``; ``--mix``
 concatenates datasets, and ``--replay RUN_DIR`` writes the replay buffer of an off-policy (or
 model-based) run's newest checkpoint: every transition its training kept.
+
+``fnrl ope`` estimates the value J(π) = E[Σ_t γ^t r_t] of a run's policy from a dataset another
+policy recorded (:mod:`fnrl.ope`): fitted Q evaluation (:mod:`fnrl.algorithms.fqe`, ``--fqe-steps``
+updates, ``--set`` its config fields), trajectory-wise, per-decision and weighted importance
+sampling, and the doubly robust and weighted doubly robust estimators with FQE's Q as their
+model; with ``--true-episodes N`` also the Monte Carlo truth from N on-policy episodes. A
+stochastic policy is evaluated as the distribution it samples from; importance sampling needs
+the behaviour policy's ``log_prob`` in the dataset (``fnrl collect`` records it for policies with
+a density, random ones included) and a policy with a density; ``--fqe-only`` runs FQE alone.
 
 ``fnrl plan`` runs model-predictive control (:func:`fnrl.planning.run_mpc`) with a planner
 (``random_shooting``, ``cem``, ``mppi``, ``mcts``) that plans with the true environment as its
@@ -186,6 +196,22 @@ def _parser() -> argparse.ArgumentParser:
     collect.add_argument("--out", help="dataset directory to write (must not hold one)")
     collect.add_argument("--seed", type=int, default=0)
 
+    ope = sub.add_parser("ope", help="estimate a policy's value from a dataset: FQE, IS, PDIS, WIS, DR and WDR "
+                                      "(and the on-policy truth with --true-episodes)")
+    ope.add_argument("--dataset", metavar="DIR|MINARI_ID", help="the Minari dataset (with the behaviour log_prob)")
+    ope.add_argument("--policy", metavar="RUN_DIR", help="the training run whose policy is evaluated")
+    ope.add_argument("--gamma", type=float, default=0.99, help="discount of the value estimated (default 0.99)")
+    ope.add_argument("--true-episodes", type=int, metavar="N",
+                     help="also estimate the true value from N on-policy episodes")
+    ope.add_argument("--fqe-steps", type=int, default=20_000, help="FQE's gradient updates (default 20000)")
+    ope.add_argument("--fqe-only", action="store_true",
+                     help="only FQE (no importance sampling): for datasets without the behaviour log_prob, or "
+                          "deterministic policies")
+    ope.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override an FQE config field (see `fnrl train fqe --print-config`); repeatable")
+    ope.add_argument("--seed", type=int, default=0)
+    ope.add_argument("--no-compile-cache", action="store_true", help="do not use the persistent compilation cache")
+
     sub.add_parser("list", help="print the algorithms and environments")
     return parser
 
@@ -222,22 +248,13 @@ def _one_line(error: Exception) -> UsageError:
 
 
 def _read_run(run_dir: str) -> dict:
-    """``DIR/config.json`` of a run: algo, seed (or seeds and sweep), preset and config fields."""
-    path = os.path.join(run_dir, "config.json")
+    """``DIR/config.json`` of a run (:func:`fnrl.runs.read`)."""
+    from fnrl import runs
+
     try:
-        with open(path) as f:
-            run = json.load(f)
-        multi = run.get("seeds") is not None
-        return {"algo": run["algo"], "seed": None if multi else int(run["seed"]), "config": dict(run["config"]),
-                "preset": run.get("preset"), "seeds": [int(s) for s in run["seeds"]] if multi else None,
-                "sweep": {k: list(v) for k, v in run["sweep"].items()} if multi else None,
-                "members": len(run["members"]) if multi else 1}
-    except FileNotFoundError:
-        raise UsageError(f"{run_dir!r} holds no run: {path} is missing") from None
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"{path} is corrupt: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        return runs.read(run_dir)
+    except runs.RunError as e:
+        raise _one_line(e) from None
 
 
 def _build(algo: str, fields: dict, source: str, args=None):
@@ -247,8 +264,7 @@ def _build(algo: str, fields: dict, source: str, args=None):
     ``fields``, the preset under them)."""
     import jax
 
-    from fnrl import algorithms, config as fnrl_config, envs, parallel, presets
-    from fnrl.loops.core import check_env, make_env
+    from fnrl import algorithms, config as fnrl_config, presets, runs
 
     def build(module, preset: dict):
         config = fnrl_config.apply(module.Config(), preset, source=f"preset {algo}/{preset.get('env')}")
@@ -279,13 +295,7 @@ def _build(algo: str, fields: dict, source: str, args=None):
         preset = presets.get(algo, config.env) if args is not None and not args.no_preset else {}
         if preset:
             config = build(module, {**preset, "env": config.env})
-        envs.make(config.env)
-        check_env(algo, getattr(module, "SUPPORTS", ("discrete", "continuous")), make_env(config), config.env)
-        if getattr(config, "dataset", None) is not None:  # an offline algorithm: its dataset, read and checked
-            from fnrl.loops.offline import load_dataset
-
-            load_dataset(config, make_env(config))
-        parallel.make_mesh(getattr(config, "num_devices", 1))  # enough devices?
+        runs.check(algo, module, config)
     except (ValueError, TypeError) as e:  # ConfigError is a ValueError
         raise _one_line(e) from None
     return module, config, f"{algo}/{presets.key(algo, config.env)}" if preset else None
@@ -341,17 +351,12 @@ def _grid(sweeps: list[str], overrides: list[str]) -> dict[str, list]:
 def _make_train(module, config, seeds: list[int] | None, grid: dict | None, check: bool = False):
     """The run to compile: ``module.make_train(config)``, or the :class:`fnrl.sweep.Sweep` of
     ``seeds`` × ``grid``; ``check`` traces a sweep once to refuse keys that cannot be traced."""
-    from fnrl import sweep
+    from fnrl import runs
 
     try:
-        if seeds is None:
-            return module.make_train(config)  # refuses what the algorithm cannot build (e.g. a bonus)
-        runs = sweep.make_sweep(module, config, seeds, grid)
-        if check and grid:
-            sweep.check_traceable(runs)
+        return runs.make_train(module, config, seeds, grid, check)  # refuses what cannot be built (e.g. a bonus)
     except ValueError as e:
         raise _one_line(e) from None
-    return runs
 
 
 def _prepare(args):
@@ -579,23 +584,14 @@ def _what_runs(train, config) -> str:
 
 def _load_policy(run_dir: str, eval_policy: str | None = None):
     """The run's :class:`fnrl.loops.core.Train` (a :class:`fnrl.sweep.Sweep` for ``--seeds`` or
-    ``--sweep`` runs), its newest checkpointed carry and its config; ``eval_policy`` (greedy or
-    stochastic) replaces the config's, which is how ``train.act`` acts."""
-    import jax
+    ``--sweep`` runs), its newest checkpointed carry and its config (:func:`fnrl.runs.load`);
+    ``eval_policy`` (greedy or stochastic) replaces the config's, which is how ``train.act`` acts."""
+    from fnrl import runs
 
-    from fnrl.checkpoint import Checkpoints
-
-    run = _read_run(run_dir)
-    module, config, _ = _build(run["algo"], run["config"], "config.json")
-    if eval_policy is not None:
-        config = dataclasses.replace(config, eval_policy=eval_policy)
-    train = _make_train(module, config, run["seeds"], run["sweep"])
-    key = train.keys if run["seeds"] else jax.random.PRNGKey(run["seed"])
-    with Checkpoints(os.path.join(run_dir, "checkpoints"), create=False) as checkpoints:
-        chunks, carry = checkpoints.restore_usable(jax.eval_shape(train.init, key), report=_note)
-    if chunks is None:
-        raise UsageError(f"{run_dir!r} holds no checkpoint: nothing to evaluate yet")
-    return train, carry, config
+    try:
+        return runs.load(run_dir, eval_policy, report=_note)
+    except runs.RunError as e:
+        raise _one_line(e) from None
 
 
 def _note(line: str) -> None:
@@ -899,11 +895,16 @@ def _prepare_collect(args):
             raise _one_line(e) from None
         def policy(obs, key):  # continuous actions in [-1, 1], the units of fnrl's loops and datasets
             import jax
+            import jax.numpy as jnp
+            import numpy as np
 
             shape = obs.shape[:1]
-            if spec.discrete:
-                return jax.random.randint(key, shape, 0, spec.num_actions), {}
-            return jax.random.uniform(key, shape + tuple(spec.action_shape), minval=-1.0, maxval=1.0), {}
+            if spec.discrete:  # with the uniform policy's log-density, for importance sampling
+                log_prob = jnp.full(shape, -np.log(spec.num_actions), jnp.float32)
+                return jax.random.randint(key, shape, 0, spec.num_actions), {"log_prob": log_prob}
+            log_prob = jnp.full(shape, -np.log(2.0) * int(np.prod(spec.action_shape)), jnp.float32)
+            action = jax.random.uniform(key, shape + tuple(spec.action_shape), minval=-1.0, maxval=1.0)
+            return action, {"log_prob": log_prob}
 
         return args.env, policy, {"policy": "random"}
     run = _read_run(args.policy)
@@ -913,14 +914,15 @@ def _prepare_collect(args):
     if args.env is not None and args.env != run["config"]["env"]:
         raise UsageError(f"--env {args.env}: the --policy run trained on {run['config']['env']}")
     train, carry, config = _load_policy(args.policy, eval_policy="stochastic" if args.noise else None)
-    from fnrl.envs.wrappers import normalize
-    from fnrl.loops.core import obs_stats
+    from fnrl import runs
 
-    stats = obs_stats(carry)
+    policy = runs.policy(train, carry)
+    if args.noise and train.log_prob is not None:  # record the behaviour log_prob, for importance sampling
+        acting, see = policy, runs.observations(carry)
 
-    def policy(obs, key):
-        seen = obs if stats is None else normalize(stats, obs, 1e-8, 10.0)
-        return train.act(carry.learner, seen, key)
+        def policy(obs, key):
+            action, extras = acting(obs, key)
+            return action, {**extras, "log_prob": train.log_prob(carry.learner, see(obs), action)}
 
     return config.env, policy, {"policy": os.path.abspath(args.policy), "algo": run["algo"], "noise": args.noise}
 
@@ -980,6 +982,90 @@ def _collect(args) -> int:
     return 0
 
 
+def _prepare_ope(args):
+    """Validates ``fnrl ope``'s inputs; returns (dataset, policy, env name, FQE config, run's algo).
+    Compiles nothing and writes nothing."""
+    if args.dataset is None:
+        raise UsageError("ope needs --dataset DIR_OR_MINARI_ID (`fnrl collect` records one)")
+    if args.policy is None:
+        raise UsageError("ope needs --policy RUN_DIR: the training run whose policy is evaluated")
+    if not 0.0 <= args.gamma <= 1.0:
+        raise UsageError(f"invalid --gamma {args.gamma}: must be in [0, 1]")
+    for flag, value in (("--true-episodes", args.true_episodes), ("--fqe-steps", args.fqe_steps)):
+        if value is not None and value <= 0:
+            raise UsageError(f"invalid {flag} {value}: must be a positive integer")
+    from fnrl import config as fnrl_config, datasets, envs, ope, runs
+    from fnrl.algorithms import fqe
+
+    try:
+        dataset = datasets.load(args.dataset)
+    except datasets.DatasetError as e:
+        raise _one_line(e) from None
+    run = _read_run(args.policy)
+    try:
+        policy, env_name = ope.load_policy(args.policy, report=_note)
+    except runs.RunError as e:
+        raise _one_line(e) from None
+    if dataset.env is not None and dataset.env != env_name:
+        raise UsageError(f"--dataset {args.dataset!r} was recorded on {dataset.env}, but the --policy run trained on "
+                         f"{env_name}")
+    try:
+        datasets.check(dataset, envs.make(env_name), env_name)
+    except datasets.DatasetError as e:
+        raise _one_line(e) from None
+    if not args.fqe_only:
+        if policy.log_prob is None:
+            raise UsageError(f"--policy {args.policy!r} ({run['algo']}) is deterministic: it has no density, so "
+                             "IS, PDIS, WIS, DR and WDR are undefined for it; pass --fqe-only to run FQE alone")
+        if "log_prob" not in dataset.transitions.extras:
+            raise UsageError(f"--dataset {args.dataset!r} has no behaviour log_prob: IS, PDIS, WIS, DR and WDR need "
+                             "them; pass --fqe-only to run FQE alone")
+    try:
+        config = fqe.Config(env=env_name, dataset=args.dataset, policy=os.path.abspath(args.policy), gamma=args.gamma,
+                            total_steps=args.fqe_steps, num_evals=1, eval_episodes=1)
+        config = fnrl_config.override(config, args.overrides)
+    except ValueError as e:
+        raise _one_line(e) from None
+    return dataset, policy, env_name, config, run["algo"]
+
+
+def _ope(args) -> int:
+    dataset, policy, env_name, config, algo = _prepare_ope(args)
+    import jax
+
+    from fnrl import envs, ope
+    from fnrl.algorithms import fqe
+    from fnrl.loops.evaluation import episode_limit
+
+    if not args.no_compile_cache:
+        _enable_compile_cache()
+    env = envs.make(env_name)
+    fqe_key, estimate_key, true_key = jax.random.split(jax.random.PRNGKey(args.seed), 3)
+    print(f"{algo} policy of {args.policy} on {args.dataset}: {dataset.size} steps in {dataset.num_episodes} episodes "
+          f"of {env_name}, γ = {args.gamma}", flush=True)
+    learner, _ = jax.jit(fqe.make_train(config, policy=policy, dataset=dataset, env=env))(fqe_key)
+    net = fqe.make_q(config, env.spec)
+    q = lambda *x: net.apply(learner.q, *x)  # noqa: E731
+    start = jax.numpy.asarray(ope.initial_obs(dataset))
+    value = float(jax.numpy.mean(fqe.value(config, env.spec, policy, learner, start, estimate_key)))
+    results = ope.estimate(dataset, ope.Policy(policy.act, None, policy.discrete, policy.num_actions)
+                           if args.fqe_only else policy, args.gamma, time_limit=episode_limit(env), q=q,
+                           fqe_value=value, key=estimate_key, num_samples=config.action_samples)
+    names = {"FQE": f"fitted Q evaluation, {config.total_steps} updates", "IS": "importance sampling",
+             "PDIS": "per-decision IS", "WIS": "weighted per-decision IS", "DR": "doubly robust (FQE's Q)",
+             "WDR": "weighted doubly robust (FQE's Q)"}
+    for name in ope.ESTIMATORS:
+        if name in results:
+            print(f"{name:<5} {results[name]:>12.4f}   {names[name]}")
+    if "episodes" in results:
+        cut = f"; {results['dropped']} cut short left out" if results["dropped"] else ""
+        print(f"(IS and DR over {results['episodes']} whole episodes{cut})")
+    if args.true_episodes:
+        truth, stderr = ope.true_value(env, policy, true_key, args.true_episodes, args.gamma)
+        print(f"{'true':<5} {truth:>12.4f}   ± {stderr:.4f} (s.e.), {args.true_episodes} on-policy episodes")
+    return 0
+
+
 def cpu_scheduler_workaround() -> None:
     """Turns off XLA:CPU's concurrency-optimised scheduler, with which some vmapped training
     programs (NPG and TRPO over seeds) deadlock on CPU in jax 0.10.2; it has effect only when
@@ -994,7 +1080,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     commands = {"list": lambda a: _list() or 0, "train": _train, "eval": _eval, "render": _render, "plot": _plot,
                 "bandit": _bandit, "plan": _plan,
-                "collect": _collect}
+                "collect": _collect, "ope": _ope}
     try:
         return commands[args.command](args)
     except UsageError as e:

@@ -32,8 +32,8 @@ import numpy as np
 from fnrl import envs
 from fnrl.types import Transition
 
-__all__ = ["Dataset", "DatasetError", "REFERENCE_SCORES", "check", "collect", "concatenate", "from_replay", "load",
-           "random_score", "save"]
+__all__ = ["Dataset", "DatasetError", "REFERENCE_SCORES", "check", "collect", "concatenate", "from_episodes",
+           "from_replay", "load", "random_score", "save"]
 
 # D4RL-style normalisation references per task: (random, expert) mean returns. Random: a
 # uniformly random policy over 10,000 episodes (``random_score(env, 10_000)``; the tests check
@@ -144,8 +144,7 @@ def _load(data_dir: str, stamp: tuple) -> Dataset:
         raise DatasetError(f"{data_file}: cannot be read ({_first_line(e)})") from None
     if not episodes or not sum(len(ep.get("rewards", ())) for ep in episodes):
         raise DatasetError(f"{data_dir}: the dataset holds no transitions")
-    fields = {name: [] for name in ("obs", "next_obs", "action", "reward", "termination", "truncation")}
-    log_probs, lengths = [], []
+    kept = []
     for i, ep in enumerate(episodes):
         missing = [f for f in _FIELDS if f not in ep]
         if missing:
@@ -159,31 +158,18 @@ def _load(data_dir: str, stamp: tuple) -> Dataset:
         if obs.shape[0] != steps + 1 or len(ep["actions"]) != steps:
             raise DatasetError(f"{data_dir}: episode {i} has {obs.shape[0]} observations and {len(ep['actions'])} "
                                f"actions for {steps} rewards (expected {steps + 1} and {steps})")
-        fields["obs"].append(obs[:-1])
-        fields["next_obs"].append(obs[1:])
-        fields["action"].append(np.asarray(ep["actions"]))
-        fields["reward"].append(np.asarray(ep["rewards"]))
-        fields["termination"].append(np.asarray(ep["terminations"]))
-        fields["truncation"].append(np.asarray(ep["truncations"]))
-        log_probs.append(np.asarray(ep["infos"]["log_prob"]) if "log_prob" in (ep.get("infos") or {}) else None)
-        lengths.append(steps)
-    arrays = {k: np.concatenate(v) for k, v in fields.items()}
-    for name, value in arrays.items():
-        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+        episode = {**{f: np.asarray(ep[f]) for f in _FIELDS}, "observations": obs}
+        if "log_prob" in (ep.get("infos") or {}):
+            episode["log_prob"] = np.asarray(ep["infos"]["log_prob"])
+        kept.append(episode)
+    fnrl_meta = metadata.get("fnrl") or {}
+    dataset = from_episodes(kept, fnrl_meta.get("env"), data_dir)
+    for name, value in dataset.transitions._asdict().items():
+        if name != "extras" and np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
             first = int(np.argwhere(~np.isfinite(value.reshape(len(value), -1)))[0, 0])
             raise DatasetError(f"{data_dir}: non-finite values (NaN or inf) in {name} at step {first}")
-    action = arrays["action"]
-    action = action.astype(np.int32) if np.issubdtype(action.dtype, np.integer) else action.astype(np.float32)
-    extras = {"log_prob": np.concatenate(log_probs).astype(np.float32)} if all(
-        lp is not None for lp in log_probs) else {}
-    transitions = Transition(obs=arrays["obs"].astype(np.float32), action=action,
-                             reward=arrays["reward"].astype(np.float32),
-                             termination=arrays["termination"].astype(np.float32),
-                             truncation=arrays["truncation"].astype(np.float32),
-                             next_obs=arrays["next_obs"].astype(np.float32), extras=extras)
-    fnrl_meta = metadata.get("fnrl") or {}
-    return Dataset(transitions, tuple(lengths), data_dir, fnrl_meta.get("env"),
-                   metadata.get("ref_min_score"), metadata.get("ref_max_score"), metadata)
+    return dataclasses.replace(dataset, ref_min_score=metadata.get("ref_min_score"),
+                               ref_max_score=metadata.get("ref_max_score"), metadata=metadata)
 
 
 def load(source: str) -> Dataset:
@@ -287,6 +273,23 @@ def from_replay(buffer, num_envs: int) -> list[dict]:
     # came from environment k mod num_envs, and the j-th oldest kept one is item (total - size + j).
     env_of = (np.arange(size) - size) % num_envs
     return [episode for b in range(num_envs) for episode in _split(data, order[env_of == b])]
+
+
+def from_episodes(episodes: list[dict], env: str | None = None, path: str = "<memory>") -> Dataset:
+    """``episodes`` (:func:`collect`'s dicts) as a :class:`Dataset` in memory, without writing
+    them: for an environment that has no name to save under (e.g. a :class:`fnrl.envs.tabular.MDP`
+    built in a test)."""
+    cat = lambda f: np.concatenate([f(ep) for ep in episodes])  # noqa: E731
+    action = cat(lambda ep: np.asarray(ep["actions"]))
+    action = action.astype(np.int32) if np.issubdtype(action.dtype, np.integer) else action.astype(np.float32)
+    extras = {"log_prob": cat(lambda ep: ep["log_prob"]).astype(np.float32)} if all(
+        "log_prob" in ep for ep in episodes) else {}
+    transitions = Transition(obs=cat(lambda ep: ep["observations"][:-1]).astype(np.float32), action=action,
+                             reward=cat(lambda ep: ep["rewards"]).astype(np.float32),
+                             termination=cat(lambda ep: ep["terminations"]).astype(np.float32),
+                             truncation=cat(lambda ep: ep["truncations"]).astype(np.float32),
+                             next_obs=cat(lambda ep: ep["observations"][1:]).astype(np.float32), extras=extras)
+    return Dataset(transitions, tuple(len(ep["rewards"]) for ep in episodes), path, env)
 
 
 def random_score(env_name: str, episodes: int = 1000, seed: int = 0) -> float:

@@ -277,4 +277,6 @@ def with_bonus(agent: Agent, bonus: Bonus | None, scale: float) -> Agent:
         return UpdateOutput(learner._replace(agent=inner), {**metrics, "intrinsic_reward": learner.intrinsic_reward},
                             priorities)
 
-    return Agent(init, act, update, observe)
+    log_prob = None if agent.log_prob is None else (
+        lambda learner, obs, action: agent.log_prob(learner.agent, obs, action))
+    return Agent(init, act, update, observe, log_prob)

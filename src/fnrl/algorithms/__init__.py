@@ -18,7 +18,7 @@ import sys
 from types import ModuleType
 
 # Name -> module under fnrl.algorithms.
-_ALGORITHMS = ("reinforce", "a2c", "ppo", "npg", "trpo", "dqn", "bootdqn", "ddpg", "td3", "sac", "bc", "dyna_q", "pets",
+_ALGORITHMS = ("reinforce", "a2c", "ppo", "npg", "trpo", "dqn", "bootdqn", "ddpg", "td3", "sac", "bc", "fqe", "dyna_q", "pets",
                "mbpo", "apg")
 
 

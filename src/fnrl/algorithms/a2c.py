@@ -99,7 +99,10 @@ def make_agent(config: Config, spec) -> Agent:
         params, opt_state = transforms.optimizer_step(optimizer, grads, learner.opt_state, learner.params)
         return UpdateOutput(Learner(params, opt_state), {**metrics, "grad_norm": optax.tree.norm(grads)})
 
-    return Agent(init, act, update)
+    def log_prob(learner, obs, action):
+        return net.apply(learner.params, obs)[0].log_prob(action)
+
+    return Agent(init, act, update, log_prob=log_prob)
 
 
 def make_train(config: Config, on_eval=None):

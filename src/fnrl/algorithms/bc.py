@@ -55,7 +55,10 @@ def make_agent(config: Config, spec) -> Agent:
         params, opt = transforms.optimizer_step(optimizer, grads, learner.opt, learner.policy)
         return UpdateOutput(Learner(params, opt), {"bc_loss": value})
 
-    return Agent(init, act, update)
+    def log_prob(learner, obs, action):
+        return policy.apply(learner.policy, obs).log_prob(action)
+
+    return Agent(init, act, update, log_prob=log_prob)
 
 
 def make_train(config: Config, on_eval=None):

@@ -152,7 +152,10 @@ def make_agent(config: Config, env: envs.Env) -> Agent:
         metrics = {**jax.tree_util.tree_map(lambda x: x[-1], metrics), "model_val_mse": score}
         return UpdateOutput(Learner(policy_learner, model, imagined, learner.updates + 1, score), metrics)
 
-    return Agent(init, act, update)
+    def log_prob(learner, obs, action):
+        return policy.log_prob(learner.policy, obs, action)
+
+    return Agent(init, act, update, log_prob=log_prob)
 
 
 def make_train(config: Config, on_eval=None):

@@ -128,7 +128,10 @@ def make_natural_agent(config: NaturalConfig, spec, policy_step: Callable) -> Ag
             value_step, config.value_epochs, config.value_minibatches)
         return UpdateOutput(Learner(policy_params, value_params, value_opt_state), {**policy_metrics, **value_metrics})
 
-    return Agent(init, act, update)
+    def log_prob(learner, obs, action):
+        return policy.apply(learner.policy, obs).log_prob(action)
+
+    return Agent(init, act, update, log_prob=log_prob)
 
 
 def make_agent(config: Config, spec) -> Agent:

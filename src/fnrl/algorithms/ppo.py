@@ -150,7 +150,10 @@ def make_agent(config: Config, spec) -> Agent:
         return UpdateOutput(Learner(params, opt_state, kl_beta),
                             {**metrics, "kl": kl, "kl_beta": kl_beta, **diagnostics._asdict()})
 
-    return Agent(init, act, update)
+    def log_prob(learner, obs, action):
+        return net.apply(learner.params, obs)[0].log_prob(action)
+
+    return Agent(init, act, update, log_prob=log_prob)
 
 
 def make_train(config: Config, on_eval=None):

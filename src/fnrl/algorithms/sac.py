@@ -112,7 +112,10 @@ def make_agent(config: Config, spec) -> Agent:
         metrics = {**metrics, "actor_loss": loss, "alpha": jnp.exp(log_alpha), "entropy": -jnp.mean(log_prob)}
         return UpdateOutput(learner, metrics, jnp.abs(td_error))
 
-    return Agent(init, act, update)
+    def log_prob(learner, obs, action):
+        return policy.apply(learner.actor, obs).log_prob(action)
+
+    return Agent(init, act, update, log_prob=log_prob)
 
 
 def make_train(config: Config, on_eval=None):

@@ -236,6 +236,7 @@ class Train:
     env: envs.Env
     act: Callable
     initial_steps: int = 0
+    log_prob: Callable | None = None  # the agent's: log π(a|s) of act's policy with explore=True
     on_eval: Callable | None = None
     ordered_callbacks: bool = True  # False across devices: ordered effects are single-device
     # Metrics that are NaN by design at times (no training episode ended since the last
@@ -328,4 +329,5 @@ def make_train(config: RunConfig, env: envs.Env, agent: Agent, *, start: Callabl
 
     return Train(init=init, advance=advance, evaluate=evaluate_carry, num_evals=num_evals,
                  chunks_per_eval=chunks_per_eval, steps_per_chunk=size * steps_per_iteration, env=env, act=act,
-                 initial_steps=initial_steps, on_eval=on_eval, ordered_callbacks=ordered_callbacks)
+                 initial_steps=initial_steps, on_eval=on_eval, ordered_callbacks=ordered_callbacks,
+                 log_prob=agent.log_prob)
