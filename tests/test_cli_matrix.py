@@ -9,7 +9,8 @@ The cases come from `fnrl.algorithms.names()` and each module's ``SUPPORTS``, an
 budget from field names every config of that family declares, so an algorithm added later is
 covered without editing this file. Offline algorithms (a config with a ``dataset`` field) learn
 from a small dataset of a scripted policy on the case's environment (tests/offline_data.py);
-one that evaluates a policy (a ``policy`` field: fqe) evaluates a short bc run on that dataset.
+one that evaluates a policy (a ``policy`` field: fqe) evaluates a short bc run on that dataset,
+and one that imitates an expert (an ``expert`` field: dagger) imitates that run.
 """
 import dataclasses
 import json
@@ -69,6 +70,8 @@ def _argv(algo: str, env: str, datasets) -> list[str]:
     sets = [a for k, v in SMALL.items() if k in fields for a in ("--set", f"{k}={v}")]
     if "policy" in fields:
         sets += ["--set", f"policy={datasets.policy(env)}"]
+    if "expert" in fields:  # an imitation learner's labeller (dagger)
+        sets += ["--set", f"expert={datasets.policy(env)}"]
     data = ["--dataset", datasets(env)] if "dataset" in fields else []
     return ["train", algo, "--env", env, "--steps", str(STEPS), "--seed", "3"] + data + sets
 

@@ -7,8 +7,9 @@ real steps in ``num_envs`` environments, then one ``update`` on every transition
     1. act with the mixture π_i = β_i π* + (1 − β_i) π̂_i, per step, β_i = ``beta_decay``^i
        (β_0 = 1: the first round is the expert's own; the default ``beta_decay = 0`` then runs
        the learner alone, which Ross et al. found to work best);
-    2. the expert labels every visited state, a* = π*(s) -- one label per real step, so the
-       run's label budget is ``total_steps``;
+    2. the expert labels every visited state, a* = π*(s) (the agent's ``observe``) -- one label
+       per real step, so the run's label budget is ``total_steps``, ``learning_starts`` steps
+       of uniformly random actions before the first round included (none by default);
     3. aggregate: D ← D ∪ {(s, a*)};  4. π̂_{i+1} = argmax_θ Ê_D[log π_θ(a*|s)] (``bc_updates``
        minibatch steps from the current parameters).
 
@@ -21,7 +22,7 @@ Composed of:
 - :func:`fnrl.losses.bc_nll_loss` on the aggregated labels;
 - :func:`fnrl.networks.make_policy` (categorical or tanh-Gaussian, evaluated at its mode);
 - the model-based loop's buffer of every real transition, whose ``extras`` hold the labels
-  (``act`` queries the expert at each visited state).
+  (``observe`` queries the expert at each visited state).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ import optax
 
 from fnrl import losses, networks, transforms
 from fnrl.agent import Agent, UpdateOutput
-from fnrl.config import check, positive, positive_int, unit_interval
+from fnrl.config import non_negative, positive, positive_int, unit_interval
 from fnrl.loops import core, modelbased
 
 SUPPORTS = ("discrete", "continuous")
@@ -48,16 +49,11 @@ class Config(modelbased.ModelBasedConfig):
     env: str = "pendulum"
     expert: str = ""
     rollout_length: int = positive_int(200)
-    learning_starts: int = 0  # no random warm-up: every stored step has the expert's label
+    learning_starts: int = non_negative(0)
     beta_decay: float = unit_interval(0.0)
     bc_updates: int = positive_int(500)
     batch_size: int = positive_int(256)
     learning_rate: float = positive(1e-3)
-
-    def __post_init__(self):
-        super().__post_init__()
-        check(self.learning_starts == 0, "learning_starts", self.learning_starts,
-              "0 (DAgger's steps are all labelled by the expert; the first round is the expert's own)")
 
 
 class Learner(NamedTuple):
@@ -81,11 +77,15 @@ def make_agent(config: Config, spec, expert: Callable) -> Agent:
         if not explore:  # the learner's policy, as evaluations run it
             return own, {}
         expert_key, mix_key = jax.random.split(key)
-        label = expert(obs, expert_key)
         beta = jnp.asarray(config.beta_decay, jnp.float32) ** learner.round.astype(jnp.float32)
         use_expert = jax.random.uniform(mix_key, obs.shape[:1]) < beta
-        action = jnp.where(use_expert.reshape(use_expert.shape + (1,) * (own.ndim - 1)), label, own)
-        return action.astype(own.dtype), {"expert_action": label.astype(own.dtype)}
+        action = jnp.where(use_expert.reshape(use_expert.shape + (1,) * (own.ndim - 1)), expert(obs, expert_key), own)
+        return action.astype(own.dtype), {}
+
+    def observe(learner, trajectory, key):  # the expert labels every visited state
+        obs = trajectory.obs.reshape((-1,) + trajectory.obs.shape[2:])
+        labels = expert(obs, key).reshape(trajectory.action.shape).astype(trajectory.action.dtype)
+        return learner, trajectory._replace(extras={**trajectory.extras, "expert_action": labels})
 
     def loss(params, obs, labels):
         return losses.bc_nll_loss(policy.apply(params, obs).log_prob(labels))
@@ -105,7 +105,20 @@ def make_agent(config: Config, spec, expert: Callable) -> Agent:
         return UpdateOutput(Learner(params, opt, learner.round + 1),
                             {"bc_loss": values[-1], "labels": buffer.size.astype(jnp.float32)})
 
-    return Agent(init, act, update)
+    return Agent(init, act, update, observe)
+
+
+def _run_expert(run_dir: str, env_name: str) -> Callable:
+    """The greedy policy of the (single) training run in ``run_dir``, which must have trained on ``env_name``."""
+    from fnrl import runs
+
+    if runs.read(run_dir)["seeds"] is not None:
+        raise runs.RunError(f"expert={run_dir}: holds several runs (--seeds/--sweep); the expert is a single run")
+    train, carry, config = runs.load(run_dir, eval_policy="greedy")
+    if config.env != env_name:
+        raise runs.RunError(f"expert={run_dir}: trained on {config.env}, not {env_name}")
+    policy = runs.policy(train, carry)
+    return lambda obs, key: policy(obs, key)[0]
 
 
 def make_train(config: Config, on_eval=None, expert: Callable | None = None):
@@ -118,7 +131,5 @@ def make_train(config: Config, on_eval=None, expert: Callable | None = None):
     if expert is None:
         if not config.expert:
             raise ValueError("dagger needs an expert: --set expert=RUN_DIR (a training run of the same environment)")
-        from fnrl.runs import load_policy
-
-        expert = load_policy(config.expert, env_name=config.env)
+        expert = _run_expert(config.expert, config.env)
     return modelbased.make_train(config, env, make_agent(config, env.spec, expert), on_eval)

@@ -86,8 +86,9 @@ def make_train(config: ModelBasedConfig, env: envs.Env, agent: Agent, on_eval: C
     def start(learner_key, reset_key, warmup_key, update_key):
         env_state = train_env.reset(reset_key)
         learner = agent.init(learner_key, env_state.obs)
-        # The buffer's layout: a step of the agent's own, its extras included.
-        step = jax.eval_shape(lambda: rollout(train_env, explore, learner, env_state, warmup_key, 1)[1])
+        # The buffer's layout: a step of the agent's own as its observe leaves it, extras included.
+        step = jax.eval_shape(lambda: agent.observe(
+            learner, rollout(train_env, explore, learner, env_state, warmup_key, 1)[1], warmup_key)[1])
         buffer = replay.init(jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape[2:], x.dtype), step),
                              config.buffer_size)
         if config.warmup_steps:
