@@ -58,7 +58,7 @@ MAX_LOG_ALPHA = math.log(1e6)  # |log α'| <= log 10⁶
 _DQN_FIELDS = ("learning_rate", "max_grad_norm", "loss", "huber_delta", "double_q", "target_update_period",
                "target_tau")
 _SAC_FIELDS = ("actor_learning_rate", "critic_learning_rate", "temperature_learning_rate", "tau", "num_critics",
-               "init_temperature", "target_entropy")
+               "init_temperature", "target_entropy", "backup_entropy")
 _KIND_FIELDS = {"discrete": _DQN_FIELDS, "continuous": _SAC_FIELDS + ("cql_num_actions",)}
 
 
@@ -88,6 +88,7 @@ class Config(offline.OfflineConfig):
     num_critics: int = field_of(sac.Config, "num_critics")
     init_temperature: float = field_of(sac.Config, "init_temperature")
     target_entropy: float | None = field_of(sac.Config, "target_entropy")
+    backup_entropy: bool = False  # SAC's target without −α log π, as CORL's and the authors' CQL
 
     def dqn_config(self) -> dqn.Config:
         """DQN's settings (one-step targets; ε-greedy at ``epsilon_end`` if evaluated stochastically)."""

@@ -2,6 +2,7 @@
 
     critics:     L(φ_i) = Ê[(Q_φi(s, a) − y)²],
                  y = G + γ^m (1 − term) (min_j Q_φ'j(s', a') − α log π_θ(a'|s')),   a' ~ π_θ(·|s')
+                 (without the −α log π term if not ``backup_entropy``)
     actor:       L(θ) = Ê_s[α log π_θ(a|s) − min_j Q_φj(s, a)],   a = tanh(μ_θ(s) + σ_θ(s) ε)
     temperature: L(log α) = −Ê[log α · (log π_θ(a|s) + H̄)],       H̄ = −dim(A) by default
     targets:     φ' ← τ φ + (1 − τ) φ'
@@ -47,6 +48,7 @@ class Config(offpolicy.OffPolicyConfig):
     num_critics: int = positive_int(2)
     init_temperature: float = positive(1.0)
     target_entropy: float | None = None
+    backup_entropy: bool = True  # the −α log π term of the target y (CQL's implementations drop it offline)
 
 
 class Learner(NamedTuple):
@@ -91,7 +93,9 @@ def make_agent(config: Config, spec, critic_penalty=None) -> Agent:
     def critic_loss(params, learner, batch, key, penalty_weight=1.0):
         next_action, next_log_prob = policy.apply(learner.actor, batch.next_obs).sample_and_log_prob(seed=key)
         alpha = jnp.exp(learner.log_alpha)
-        next_value = min_critic(learner.target_critic, batch.next_obs, next_action) - alpha * next_log_prob
+        next_value = min_critic(learner.target_critic, batch.next_obs, next_action)
+        if config.backup_entropy:
+            next_value = next_value - alpha * next_log_prob
         target = losses.td_target(batch.reward, batch.termination, next_value, config.gamma ** batch.extras["n_steps"])
         q = critic.apply(params, batch.obs, batch.action)  # [num_critics, B]
         loss, td_error = losses.ensemble_td_loss(q, target, batch.extras["weight"])
