@@ -18,8 +18,10 @@ import sys
 from types import ModuleType
 
 # Name -> module under fnrl.algorithms.
-_ALGORITHMS = ("reinforce", "a2c", "ppo", "npg", "trpo", "dqn", "bootdqn", "ddpg", "td3", "sac", "bc", "fqe", "dyna_q", "pets",
-               "mbpo", "apg")
+_ALGORITHMS = ("reinforce", "a2c", "ppo", "npg", "trpo",  # on-policy
+               "dqn", "bootdqn", "ddpg", "td3", "sac",  # off-policy
+               "bc", "cql", "fqe",  # offline (fnrl.loops.offline)
+               "dagger", "dyna_q", "pets", "mbpo", "apg")  # on the model-based loop
 
 
 def names() -> list[str]:

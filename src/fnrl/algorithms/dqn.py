@@ -30,6 +30,7 @@ Composed of:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import distrax
@@ -98,7 +99,11 @@ def learn(config: Config, optimizer, loss, learner, batch):
     return learner._replace(params=params, target_params=target, opt_state=opt_state, updates=count), td_error, metrics
 
 
-def make_agent(config: Config, spec) -> Agent:
+def make_agent(config: Config, spec, critic_penalty=None) -> Agent:
+    """DQN's agent. ``critic_penalty(q, batch) -> (penalty, metrics)``, if given, is a term added
+    to the loss with weight ``w``: ``L(φ) + w · penalty``, with ``q = Q_φ(s, ·)`` of the batch's
+    observations (CQL, :mod:`fnrl.algorithms.cql`). The agent's ``update`` takes ``w`` as an
+    optional fourth argument, ``penalty_weight`` (1 unless a caller that owns it passes it)."""
     net = networks.make_q_network(spec, networks.Torso(config.hidden_sizes))
     optimizer = make_optimizer(config)
     epsilon = epsilon_schedule(config)
@@ -113,17 +118,23 @@ def make_agent(config: Config, spec) -> Agent:
             return jnp.argmax(q, axis=-1), {}
         return distrax.EpsilonGreedy(q, epsilon(learner.updates)).sample(seed=key), {}
 
-    def loss(params, target_params, batch):
+    def loss(params, target_params, batch, penalty_weight=1.0):
         q = net.apply(params, batch.obs)
         selector = net.apply(params, batch.next_obs) if config.double_q else None
         target = losses.n_step_q_target(batch.reward, batch.termination, net.apply(target_params, batch.next_obs),
                                         config.gamma, batch.extras["n_steps"], next_q_selector=selector)
         td_error = losses.action_value(q, batch.action) - target
         value = losses.td_loss(q, batch.action, target, config.loss, config.huber_delta, mask=batch.extras["weight"])
-        return value, (td_error, {"loss": value, "q": jnp.mean(q)})
+        metrics = {"loss": value, "q": jnp.mean(q)}
+        if critic_penalty is not None:
+            penalty, penalty_metrics = critic_penalty(q, batch)
+            value = value + penalty_weight * penalty
+            metrics = {**metrics, **penalty_metrics}
+        return value, (td_error, metrics)
 
-    def update(learner, batch, key):
-        learner, td_error, metrics = learn(config, optimizer, loss, learner, batch)
+    def update(learner, batch, key, penalty_weight=1.0):
+        learner, td_error, metrics = learn(config, optimizer, functools.partial(loss, penalty_weight=penalty_weight),
+                                           learner, batch)
         return UpdateOutput(learner, metrics, jnp.abs(td_error))
 
     return Agent(init, act, update)

@@ -2,6 +2,7 @@
 
     critics:     L(φ_i) = Ê[(Q_φi(s, a) − y)²],
                  y = G + γ^m (1 − term) (min_j Q_φ'j(s', a') − α log π_θ(a'|s')),   a' ~ π_θ(·|s')
+                 (without the −α log π term if not ``backup_entropy``)
     actor:       L(θ) = Ê_s[α log π_θ(a|s) − min_j Q_φj(s, a)],   a = tanh(μ_θ(s) + σ_θ(s) ε)
     temperature: L(log α) = −Ê[log α · (log π_θ(a|s) + H̄)],       H̄ = −dim(A) by default
     targets:     φ' ← τ φ + (1 − τ) φ'
@@ -20,6 +21,7 @@ Composed of:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -46,6 +48,7 @@ class Config(offpolicy.OffPolicyConfig):
     num_critics: int = positive_int(2)
     init_temperature: float = positive(1.0)
     target_entropy: float | None = None
+    backup_entropy: bool = True  # the −α log π term of the target y (CQL's implementations drop it offline)
 
 
 class Learner(NamedTuple):
@@ -58,7 +61,13 @@ class Learner(NamedTuple):
     alpha_opt: Any
 
 
-def make_agent(config: Config, spec) -> Agent:
+def make_agent(config: Config, spec, critic_penalty=None) -> Agent:
+    """SAC's agent. ``critic_penalty(q, policy, batch, key) -> (penalty, metrics)``, if given, is a
+    term added to the critics' loss with weight ``w``: ``Σ_i L(φ_i) + w · penalty``, where
+    ``q(obs, action) -> [num_critics, ...]`` are the critics being differentiated and
+    ``policy(obs)`` the current policy's distribution (CQL, :mod:`fnrl.algorithms.cql`). The
+    agent's ``update`` takes ``w`` as an optional fourth argument, ``penalty_weight`` (1 unless a
+    caller that owns it passes it)."""
     torso = networks.Torso(config.hidden_sizes)
     policy = networks.make_policy(spec, torso, distribution="tanh_gaussian", state_dependent_std=True)
     critic = networks.make_q_network(spec, torso, num_critics=config.num_critics)
@@ -81,23 +90,33 @@ def make_agent(config: Config, spec) -> Agent:
         dist = policy.apply(learner.actor, obs)
         return distribution_action(dist, key, explore)
 
-    def critic_loss(params, learner, batch, key):
+    def critic_loss(params, learner, batch, key, penalty_weight=1.0):
         next_action, next_log_prob = policy.apply(learner.actor, batch.next_obs).sample_and_log_prob(seed=key)
         alpha = jnp.exp(learner.log_alpha)
-        next_value = min_critic(learner.target_critic, batch.next_obs, next_action) - alpha * next_log_prob
+        next_value = min_critic(learner.target_critic, batch.next_obs, next_action)
+        if config.backup_entropy:
+            next_value = next_value - alpha * next_log_prob
         target = losses.td_target(batch.reward, batch.termination, next_value, config.gamma ** batch.extras["n_steps"])
         q = critic.apply(params, batch.obs, batch.action)  # [num_critics, B]
         loss, td_error = losses.ensemble_td_loss(q, target, batch.extras["weight"])
-        return loss, (td_error, {"critic_loss": loss, "q": jnp.mean(q)})
+        metrics = {"critic_loss": loss, "q": jnp.mean(q)}
+        if critic_penalty is not None:
+            penalty, penalty_metrics = critic_penalty(functools.partial(critic.apply, params),
+                                                      functools.partial(policy.apply, learner.actor), batch,
+                                                      jax.random.fold_in(key, 1))
+            loss = loss + penalty_weight * penalty
+            metrics = {**metrics, **penalty_metrics}
+        return loss, (td_error, metrics)
 
     def actor_loss(params, learner, obs, key):
         action, log_prob = policy.apply(params, obs).sample_and_log_prob(seed=key)
         loss = losses.sac_actor_loss(min_critic, learner.critic, obs, action, log_prob, jnp.exp(learner.log_alpha))
         return loss, log_prob
 
-    def update(learner, batch, key):
+    def update(learner, batch, key, penalty_weight=1.0):
         critic_key, actor_key = jax.random.split(key)
-        grads, (td_error, metrics) = jax.grad(critic_loss, has_aux=True)(learner.critic, learner, batch, critic_key)
+        grads, (td_error, metrics) = jax.grad(critic_loss, has_aux=True)(learner.critic, learner, batch, critic_key,
+                                                                         penalty_weight)
         critic_params, critic_state = transforms.optimizer_step(critic_opt, grads, learner.critic_opt, learner.critic)
         learner = learner._replace(critic=critic_params, critic_opt=critic_state,
                                    target_critic=transforms.polyak_update(critic_params, learner.target_critic,
