@@ -18,8 +18,8 @@ import sys
 from types import ModuleType
 
 # Name -> module under fnrl.algorithms.
-_ALGORITHMS = ("reinforce", "a2c", "ppo", "npg", "trpo", "dqn", "bootdqn", "ddpg", "td3", "sac", "bc", "dyna_q", "pets",
-               "mbpo", "apg")
+_ALGORITHMS = ("reinforce", "a2c", "ppo", "npg", "trpo", "dqn", "bootdqn", "ddpg", "td3", "sac", "bc", "td3_bc", "iql",
+               "awac", "dyna_q", "pets", "mbpo", "apg")
 
 
 def names() -> list[str]:
