@@ -10,13 +10,18 @@ The policy step solves the KL-constrained improvement max_π E_π[A] s.t. KL(π�
 form, π* ∝ π_β exp(A/λ), and projects it on the policy class by weighted maximum likelihood, so
 it never evaluates the critic at actions the data lack; the critic is SAC's without the entropy
 term (:mod:`fnrl.algorithms.sac`). ``value_samples`` = K estimates V^π(s) = E_{a~π}Q(s, a)
-(K = 1 as in the paper's code). The policy is a tanh-squashed Gaussian, evaluated at its mode.
+(K = 1 as in the paper's code). The policy is a diagonal Gaussian (or a tanh-squashed one,
+``policy_distribution``), evaluated at its mode; its samples are clipped to the action box
+``[-1, 1]`` (where the environment clips them) before the critic sees them. (A Gaussian's
+weighted likelihood fits its mean by weighted least squares; a tanh-Gaussian's puts a large
+density on actions at the bounds, which bang-bang data -- pendulum's experts -- are full of, and
+cloning them with it is far less reliable.)
 
 Composed of:
 - :func:`fnrl.losses.td_target`, :func:`fnrl.losses.ensemble_td_loss` -- the critics;
 - :func:`fnrl.losses.awr_actor_loss` (weights :func:`fnrl.losses.awr_weights`);
 - :func:`fnrl.transforms.polyak_update` -- the target critics;
-- :func:`fnrl.networks.make_policy` (``tanh_gaussian``), :func:`fnrl.networks.make_q_network`
+- :func:`fnrl.networks.make_policy` (``gaussian``), :func:`fnrl.networks.make_q_network`
   with two critics; the dataset loop of :mod:`fnrl.loops.offline`.
 """
 from __future__ import annotations
@@ -30,7 +35,7 @@ import optax
 
 from fnrl import losses, networks, transforms
 from fnrl.agent import Agent, UpdateOutput, distribution_action
-from fnrl.config import constrained, positive, positive_int
+from fnrl.config import constrained, one_of, positive, positive_int
 from fnrl.loops import core, offline
 
 SUPPORTS = ("continuous",)
@@ -46,6 +51,7 @@ class Config(offline.OfflineConfig):
     critic_learning_rate: float = positive(3e-4)
     tau: float = constrained(0.005, lambda v: 0.0 < v <= 1.0, "in (0, 1]")
     num_critics: int = positive_int(2)
+    policy_distribution: str = one_of("gaussian", ("gaussian", "tanh_gaussian"))
 
 
 class Learner(NamedTuple):
@@ -58,7 +64,7 @@ class Learner(NamedTuple):
 
 def make_agent(config: Config, spec) -> Agent:
     torso = networks.Torso(config.hidden_sizes)
-    policy = networks.make_policy(spec, torso, distribution="tanh_gaussian", state_dependent_std=True)
+    policy = networks.make_policy(spec, torso, distribution=config.policy_distribution)
     critic = networks.make_q_network(spec, torso, num_critics=config.num_critics)
     actor_opt, critic_opt = optax.adam(config.actor_learning_rate), optax.adam(config.critic_learning_rate)
 
@@ -76,7 +82,7 @@ def make_agent(config: Config, spec) -> Agent:
         return distribution_action(policy.apply(learner.actor, obs), key, explore)
 
     def critic_loss(params, learner, batch, key):
-        next_action = policy.apply(learner.actor, batch.next_obs).sample(seed=key)
+        next_action = jnp.clip(policy.apply(learner.actor, batch.next_obs).sample(seed=key), -1.0, 1.0)
         next_q = min_critic(learner.target_critic, batch.next_obs, next_action)
         target = losses.td_target(batch.reward, batch.termination, next_q, config.gamma ** batch.extras["n_steps"])
         q = critic.apply(params, batch.obs, batch.action)  # [num_critics, B]
@@ -85,7 +91,7 @@ def make_agent(config: Config, spec) -> Agent:
 
     def advantage(learner, batch, key):
         dist = policy.apply(learner.actor, batch.obs)
-        actions = dist.sample(seed=key, sample_shape=config.value_samples)  # [K, B, d]
+        actions = jnp.clip(dist.sample(seed=key, sample_shape=config.value_samples), -1.0, 1.0)  # [K, B, d]
         v = jnp.mean(jax.vmap(lambda a: min_critic(learner.critic, batch.obs, a))(actions), axis=0)
         return min_critic(learner.critic, batch.obs, batch.action) - v
 

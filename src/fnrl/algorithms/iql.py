@@ -9,9 +9,10 @@ an action outside the dataset, then advantage-weighted policy extraction.
 With τ → 1 the expectile V tends to the maximum of Q over the dataset's actions, so the critic
 approaches in-sample Q-learning; τ = ½ gives SARSA-style evaluation of the behaviour policy. Each
 update moves V on the target critics, then the policy on V's new values, then the critics, then
-the targets (the order of the paper's code). The policy is a tanh-squashed Gaussian (or a Gaussian,
-``policy_distribution``) for continuous actions and a categorical one for discrete actions,
-evaluated at its mode.
+the targets (the order of the paper's code). The policy is a categorical distribution for
+discrete actions and, for continuous ones, a diagonal Gaussian with a state-independent standard
+deviation as in the paper's code (or a tanh-squashed Gaussian, ``policy_distribution``; see
+:mod:`fnrl.algorithms.awac` on why not by default), evaluated at its mode.
 
 Composed of:
 - :func:`fnrl.losses.expectile_loss` -- V;
@@ -49,7 +50,7 @@ class Config(offline.OfflineConfig):
     value_learning_rate: float = positive(3e-4)
     tau: float = constrained(0.005, lambda v: 0.0 < v <= 1.0, "in (0, 1]")
     num_critics: int = positive_int(2)
-    policy_distribution: str = one_of("tanh_gaussian", ("tanh_gaussian", "gaussian"))  # continuous actions
+    policy_distribution: str = one_of("gaussian", ("gaussian", "tanh_gaussian"))  # continuous actions
 
 
 class Learner(NamedTuple):
