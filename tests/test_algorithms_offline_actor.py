@@ -114,10 +114,10 @@ def test_normalize_observations_standardises_what_the_agent_sees(data):
 
 
 def test_td3_bc_learns_from_medium_pendulum_data(data):
-    # seed 0: -186, -207 at 1,500 and 3,000 updates
-    config = td3_bc.Config(dataset=data["pendulum-medium"].path, total_steps=3000, **SMALL, **FAST)
+    # seed 0: -237, -267 at 750 and 1,500 updates (random: -1224, the expert: about -150)
+    config = td3_bc.Config(dataset=data["pendulum-medium"].path, total_steps=1500, **SMALL, **FAST)
     _, metrics = jax.jit(td3_bc.make_train(config))(jax.random.PRNGKey(0))
-    assert metrics["step"].tolist() == [1500, 3000]
+    assert metrics["step"].tolist() == [750, 1500]
     assert metrics["episode_return"][-1] >= -400.0
     assert np.all(np.isfinite(metrics["critic_loss"]))
 
@@ -189,17 +189,18 @@ def test_advantage_weighting_without_a_temperature_is_behavioural_cloning(name):
 
 
 def test_iql_learns_cartpole_from_medium_data(data):
-    # discrete actions; seed 0: 488 and 495 at 600 and 1,200 updates (3,000-update run); here 1,000 updates
-    config = iql.Config(env="cartpole", dataset=data["cartpole-medium"].path, total_steps=1000, **SMALL, **FAST)
+    # discrete actions; seed 0: 498, 500 at 300 and 600 updates
+    config = iql.Config(env="cartpole", dataset=data["cartpole-medium"].path, total_steps=600, **SMALL, **FAST)
     _, metrics = jax.jit(iql.make_train(config))(jax.random.PRNGKey(0))
     assert metrics["episode_return"][-1] >= 400.0
 
 
 def test_iql_learns_pendulum_from_expert_data(data):
     # β = 1: pendulum's advantages are small beside the critics' errors, and the paper's β = 3
-    # (for rewards normalised to returns of ~1000) makes the weights noise here (-242, -885 at
-    # 1,000 and 3,000 updates); seed 0 with β = 1: -175, -213, -130 at 1,000, 2,000, 3,000 updates
-    config = iql.Config(dataset=data["pendulum-expert"].path, total_steps=2000, beta=1.0, **SMALL,
+    # (for MuJoCo rewards rescaled so that returns span 1000) makes the weights mostly noise here
+    # (-920, -243, -885 at 1,000, 2,000, 3,000 updates of a 3,000-update run); seed 0 with
+    # β = 1: -589, -244 at 500 and 1,000 updates
+    config = iql.Config(dataset=data["pendulum-expert"].path, total_steps=1000, beta=1.0, **SMALL,
                         actor_learning_rate=1e-3)
     _, metrics = jax.jit(iql.make_train(config))(jax.random.PRNGKey(0))
     assert metrics["episode_return"][-1] >= -400.0
@@ -207,8 +208,8 @@ def test_iql_learns_pendulum_from_expert_data(data):
 
 # ----------------------------------------------------------------------------- AWAC
 def test_awac_learns_pendulum_from_expert_data(data):
-    # seed 0: -129, -150, -129 at 1,000, 2,000, 3,000 updates
-    config = awac.Config(dataset=data["pendulum-expert"].path, total_steps=2000, **SMALL, **FAST)
+    # seed 0: -480, -174 at 500 and 1,000 updates
+    config = awac.Config(dataset=data["pendulum-expert"].path, total_steps=1000, **SMALL, **FAST)
     _, metrics = jax.jit(awac.make_train(config))(jax.random.PRNGKey(0))
     assert metrics["episode_return"][-1] >= -400.0
     assert np.all(metrics["weight"] <= config.max_weight)
