@@ -55,13 +55,19 @@ class Learner(NamedTuple):
 
 
 def make_agent(config: Config, spec, *, num_critics: int = 1, target_noise: float = 0.0, noise_clip: float = 0.0,
-               policy_delay: int = 1) -> Agent:
-    """DDPG's :class:`~fnrl.agent.Agent`, generalised by TD3's three switches (Fujimoto et al. 2018):
+               policy_delay: int = 1, bc_alpha: float | None = None) -> Agent:
+    """DDPG's :class:`~fnrl.agent.Agent`, generalised by TD3's three switches (Fujimoto et al. 2018)
+    and TD3+BC's one (Fujimoto & Gu 2021):
 
     - ``num_critics``: the target takes the minimum over that many critics (clipped double Q);
     - ``target_noise``, ``noise_clip``: the target action is ``clip(μ_θ'(s') + clip(σ̃ ε, −c, c),
       −1, 1)``, ``ε ~ N(0, I)`` (target policy smoothing);
-    - ``policy_delay``: the actor and the target networks move once every that many critic updates.
+    - ``policy_delay``: the actor and the target networks move once every that many critic updates;
+    - ``bc_alpha``: when not None, the actor's loss is :func:`fnrl.losses.td3_bc_actor_loss` with
+      α = ``bc_alpha``, which adds behavioural cloning of the batch's actions.
+
+    ``config`` needs ``hidden_sizes``, ``gamma``, ``actor_learning_rate``, ``critic_learning_rate``,
+    ``tau`` and ``exploration_noise`` (the fields of :class:`Config`).
     """
     torso = networks.Torso(config.hidden_sizes)
     actor = networks.make_deterministic_policy(spec, torso)
@@ -91,12 +97,15 @@ def make_agent(config: Config, spec, *, num_critics: int = 1, target_noise: floa
         loss, td_error = losses.ensemble_td_loss(q, target, batch.extras["weight"])
         return loss, (td_error, {"critic_loss": loss, "q": jnp.mean(q)})
 
-    def actor_loss(params, critic_params, obs):
+    def actor_loss(params, critic_params, batch):
         first_critic = lambda p, o, a: critic.apply(p, o, a)[0]  # noqa: E731
-        return losses.deterministic_actor_loss(first_critic, critic_params, obs, actor.apply(params, obs))
+        action = actor.apply(params, batch.obs)
+        if bc_alpha is None:
+            return losses.deterministic_actor_loss(first_critic, critic_params, batch.obs, action)
+        return losses.td3_bc_actor_loss(first_critic, critic_params, batch.obs, action, batch.action, bc_alpha)
 
-    def actor_step(learner, obs):
-        loss, grads = jax.value_and_grad(actor_loss)(learner.actor, learner.critic, obs)
+    def actor_step(learner, batch):
+        loss, grads = jax.value_and_grad(actor_loss)(learner.actor, learner.critic, batch)
         params, opt_state = transforms.optimizer_step(actor_opt, grads, learner.actor_opt, learner.actor)
         return learner._replace(actor=params, actor_opt=opt_state,
                                 target_actor=transforms.polyak_update(params, learner.target_actor, config.tau),
@@ -108,10 +117,10 @@ def make_agent(config: Config, spec, *, num_critics: int = 1, target_noise: floa
         params, opt_state = transforms.optimizer_step(critic_opt, grads, learner.critic_opt, learner.critic)
         learner = learner._replace(critic=params, critic_opt=opt_state, updates=learner.updates + 1)
         if policy_delay == 1:
-            learner, loss = actor_step(learner, batch.obs)
+            learner, loss = actor_step(learner, batch)
         else:
-            skip = lambda learner, obs: (learner, actor_loss(learner.actor, learner.critic, obs))  # noqa: E731
-            learner, loss = jax.lax.cond(learner.updates % policy_delay == 0, actor_step, skip, learner, batch.obs)
+            skip = lambda learner, batch: (learner, actor_loss(learner.actor, learner.critic, batch))  # noqa: E731
+            learner, loss = jax.lax.cond(learner.updates % policy_delay == 0, actor_step, skip, learner, batch)
         return UpdateOutput(learner, {**metrics, "actor_loss": loss}, jnp.abs(td_error))
 
     return Agent(init, act, update)

@@ -18,6 +18,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnrl import datasets, envs
 from fnrl.agent import Agent
@@ -25,7 +26,7 @@ from fnrl.config import positive_int
 from fnrl.loops import core
 from fnrl.rollout import Episodes
 
-__all__ = ["OfflineConfig", "load_dataset", "make_train"]
+__all__ = ["OfflineConfig", "load_dataset", "make_train", "normalize_observations"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,31 @@ def load_dataset(config: OfflineConfig, env: envs.Env) -> datasets.Dataset:
     dataset = datasets.load(config.dataset)
     datasets.check(dataset, env, config.env)
     return dataset
+
+
+def normalize_observations(agent: Agent, dataset: datasets.Dataset, eps: float = 1e-3) -> Agent:
+    """``agent`` seeing observations standardised by the dataset's statistics,
+    ``s̃ = (s − μ) / (σ + eps)`` per component, with ``μ``, ``σ`` the mean and standard deviation
+    of the dataset's observations (TD3+BC's normalisation, Fujimoto & Gu 2021, Sec. 5; eps = 10⁻³
+    as there). The statistics are constants of the agent, computed once from the dataset, so the
+    learner holds nothing new: a resumed run or ``fnrl eval`` rebuilds them from the same dataset,
+    and an evaluation (which calls ``act``) standardises as the updates did."""
+    obs = np.asarray(dataset.transitions.obs, np.float64)
+    mean, scale = np.mean(obs, axis=0).astype(np.float32), (np.std(obs, axis=0) + eps).astype(np.float32)
+
+    def norm(x):
+        return (x - mean) / scale
+
+    def init(key, obs):
+        return agent.init(key, norm(obs))
+
+    def act(learner, obs, key, explore):
+        return agent.act(learner, norm(obs), key, explore)
+
+    def update(learner, batch, key):
+        return agent.update(learner, batch._replace(obs=norm(batch.obs), next_obs=norm(batch.next_obs)), key)
+
+    return Agent(init, act, update, agent.observe)
 
 
 def make_train(config: OfflineConfig, env: envs.Env, agent: Agent, dataset: datasets.Dataset,

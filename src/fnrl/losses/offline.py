@@ -1,4 +1,4 @@
-"""Offline-RL losses: behavioural cloning, advantage-weighted regression, IQL, CQL.
+"""Offline-RL losses: behavioural cloning, advantage-weighted regression, IQL, CQL, TD3+BC.
 
 Arguments are per-sample arrays with any batch shape ``[...]`` (Q-values over discrete
 actions add a trailing ``[..., A]``, sampled actions a trailing ``[..., N]``). Losses
@@ -23,6 +23,7 @@ from fnrl.losses._checks import (
     _masked_mean,
     _select,
 )
+from fnrl.losses.policy import _critic_of_action
 from fnrl.types import Array
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "awr_weights",
     "awr_actor_loss",
     "expectile_loss",
+    "td3_bc_actor_loss",
     "cql_penalty_discrete",
     "cql_penalty_continuous",
 ]
@@ -127,6 +129,43 @@ def expectile_loss(prediction: Array, target: Array, expectile: float, mask: Arr
         raise ValueError(f"{fn}: `expectile` must be in (0, 1), got {expectile}")
     elementwise = rlax.expectile_loss(prediction, jax.lax.stop_gradient(target), expectile)
     return _masked_mean(elementwise, mask, fn)
+
+
+def td3_bc_actor_loss(
+    q_apply, q_params, obs, action: Array, data_action: Array, alpha: float = 2.5, mask: Array | None = None
+) -> Array:
+    """TD3+BC's actor loss (Fujimoto & Gu 2021, eq. 3): the deterministic policy gradient plus
+    behavioural cloning, with the Q term normalised by the batch's mean ``|Q|``::
+
+        L(θ) = −λ Ê[Q_φ(s, μ_θ(s))] + Ê[‖μ_θ(s) − a‖² / d],    λ = α / sg(Ê|Q_φ(s, μ_θ(s))|)
+
+    ``a`` is the dataset action and ``d`` the action dimension (the paper's code takes
+    ``F.mse_loss``, the mean over the batch and the action's components). Dividing by the mean
+    ``|Q|`` makes α (2.5 in the paper) independent of the reward's scale; α → 0 is behavioural
+    cloning by least squares, α → ∞ the plain TD3 actor (:func:`deterministic_actor_loss`).
+    The critic and the observation are stop-gradiented, so the gradient reaches θ through
+    ``action`` only.
+
+    Args:
+      q_apply: ``q_apply(q_params, obs, action) -> Q`` of shape ``action.shape[:-1]``.
+      q_params: the critic's parameters (no gradient).
+      obs: the observations (any pytree; no gradient).
+      action: μ_θ(s), ``[..., action_dim]``.
+      data_action: the dataset's actions, ``[..., action_dim]``.
+      alpha: α ≥ 0.
+      mask: optional per-sample weights of shape ``action.shape[:-1]``.
+    Returns:
+      scalar loss.
+    """
+    fn = "td3_bc_actor_loss"
+    _check_same_shape(fn, action=action, data_action=data_action)
+    _check_float(fn, data_action=data_action)
+    if isinstance(alpha, (int, float)) and alpha < 0:
+        raise ValueError(f"{fn}: `alpha` must be non-negative, got {alpha}")
+    q = _critic_of_action(fn, q_apply, q_params, obs, action)
+    lam = jax.lax.stop_gradient(alpha / jnp.maximum(_masked_mean(jnp.abs(q), mask, fn), 1e-8))
+    squared_error = jnp.mean(jnp.square(action - jax.lax.stop_gradient(data_action)), axis=-1)
+    return _masked_mean(squared_error - lam * q, mask, fn)
 
 
 def cql_penalty_discrete(
