@@ -126,7 +126,12 @@ def test_cli_collects_random_data_and_trains_gcbc(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["algo"] == "gcbc" and summary["env"] == "goal/point" and summary["steps"] == 32
     assert summary["config"]["relabel_probability"] == 1.0 and -50.0 <= summary["episode_return"] <= 0.0
-    assert main(["train", "gcbc", "--env", "pendulum", "--dataset", str(data), "--steps", "32",
-                 "--out", str(tmp_path / "bad")]) != 0
+    # on an environment without goals: one line, and no run directory
+    pendulum = tmp_path / "pendulum"
+    assert main(["collect", "--env", "pendulum", "--policy", "random", "--steps", "200", "--out", str(pendulum)]) == 0
+    capsys.readouterr()
+    assert main(["train", "gcbc", "--dataset", str(pendulum), "--steps", "32", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) >= 1 and "goal/point" in err[-1], err
+    assert err == ["fnrl: error: gcbc needs a goal-conditioned environment (observations holding an achieved and a "
+                   "desired goal: goal/point); pendulum is not"]
+    assert not (tmp_path / "bad").exists()
