@@ -1,4 +1,5 @@
-"""fnrl's environment suite: Brax, pure-JAX classic control, tabular MDPs, bandits and Deep Sea.
+"""fnrl's environment suite: Brax, pure-JAX classic control, tabular MDPs, bandits, Deep Sea and
+goal reaching (``goal/point``; :mod:`fnrl.envs.goal`).
 
     env = fnrl.envs.make("cartpole")
     state = env.reset(jax.random.PRNGKey(0))
@@ -95,7 +96,7 @@ def _lookup(name: str) -> tuple[Callable[..., Env], int | None]:
 
 # Modules whose import registers environments; ``brax/`` names live in brax_envs alone, so
 # making any other environment never pays for importing Brax (seconds).
-_BUILTIN_MODULES: tuple[str, ...] = ("classic", "tabular", "bandit", "deepsea", "brax_envs")
+_BUILTIN_MODULES: tuple[str, ...] = ("classic", "tabular", "bandit", "deepsea", "goal", "brax_envs")
 _LOADED: set[str] = set()
 
 

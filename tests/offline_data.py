@@ -3,6 +3,7 @@
 - cartpole: push towards where the pole is falling (a + 0.5 ω > 0): 500 every episode;
 - pendulum: pump energy E = ½ω² + 15(cos θ − 1) towards the upright's E = 0 (dE/dt = 3uω),
   then a PD controller near the top: about −150 per episode;
+- goal/point: the velocity straight to the goal, (g − p) / step_size clipped to [-1, 1];
 - random: uniform actions (continuous ones in [-1, 1]).
 
 ``policy(obs, key) -> (action, extras)`` as :func:`fnrl.datasets.collect` takes them; ``noisy``
@@ -18,6 +19,8 @@ def expert(env_name: str, eps: float = 0.0):
     def act(obs):
         if env_name == "cartpole":
             return (obs[..., 2] + 0.5 * obs[..., 3] > 0).astype(jnp.int32)
+        if env_name == "goal/point":
+            return jnp.clip((obs[..., 2:] - obs[..., :2]) / envs.make(env_name).step_size, -1.0, 1.0)
         c, s, w = obs[..., 0], obs[..., 1], obs[..., 2]
         energy = 0.5 * w ** 2 + 15.0 * (c - 1.0)
         pump = jnp.where(energy < 0, jnp.sign(w + 1e-6), -jnp.sign(w))

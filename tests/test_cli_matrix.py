@@ -7,7 +7,8 @@ keys).
 
 The cases come from `fnrl.algorithms.names()` and each module's ``SUPPORTS``, and the small
 budget from field names every config of that family declares, so an algorithm added later is
-covered without editing this file. Offline algorithms (a config with a ``dataset`` field) learn
+covered without editing this file (one that needs a particular environment names it as its
+module's ``ENV``, e.g. gcbc's goal/point). Offline algorithms (a config with a ``dataset`` field) learn
 from a small dataset of a scripted policy on the case's environment (tests/offline_data.py);
 one that evaluates a policy (a ``policy`` field: fqe) evaluates a short bc run on that dataset,
 and one that imitates an expert (an ``expert`` field: dagger) imitates that run.
@@ -36,7 +37,8 @@ SMALL = {"num_envs": 4, "rollout_length": 8, "n_steps": 8, "num_evals": 2, "eval
          "model_hidden_sizes": "16,16", "model_num_models": 2, "model_num_epochs": 2, "model_batch_size": 32,
          "horizon": 5, "population": 16, "elites": 4, "iterations": 1, "model_rollouts": 8,
          "model_buffer_size": 1000, "policy_updates": 1, "model_every": 256, "num_starts": 8}
-CASES = [(algo, ENVS[kind]) for algo in algorithms.names()
+# An algorithm that needs a particular environment (gcbc: a goal environment) names it as its module's ENV.
+CASES = [(algo, getattr(algorithms.get(algo), "ENV", ENVS[kind])) for algo in algorithms.names()
          for kind in getattr(algorithms.get(algo), "SUPPORTS", ("discrete", "continuous"))]
 
 

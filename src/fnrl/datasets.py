@@ -85,6 +85,13 @@ class Dataset:
             return None
         return 100.0 * (episode_return - self.ref_min_score) / (self.ref_max_score - self.ref_min_score)
 
+    @property
+    def episode_ends(self) -> np.ndarray:
+        """``[size]`` int32: for each step, the index of the last step of its episode (what a
+        sampler that looks ahead within episodes needs, e.g. hindsight relabelling)."""
+        ends = np.cumsum(self.episode_lengths) - 1
+        return np.repeat(ends, self.episode_lengths).astype(np.int32)
+
     def episode_returns(self) -> np.ndarray:
         """The undiscounted return of every episode in the dataset."""
         ends = np.cumsum(self.episode_lengths)

@@ -10,6 +10,10 @@ unchanged (and offline agents, e.g. CQL on SAC, are off-policy agents with a pen
 
 The dataset is part of the carry (the loop's ``data``), so a checkpoint holds it with the learner
 and a resumed run samples exactly what it would have.
+
+``make_train(..., sample=...)`` replaces how the batch at the drawn indices is formed (by default
+the dataset's transitions at those indices): :func:`hindsight_relabel` is such a sampler, which
+rewrites each transition's goal with one the same episode achieved later.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from fnrl.config import positive_int
 from fnrl.loops import core
 from fnrl.rollout import Episodes
 
-__all__ = ["OfflineConfig", "load_dataset", "make_train", "normalize_observations"]
+__all__ = ["OfflineConfig", "hindsight_relabel", "load_dataset", "make_train", "normalize_observations", "take"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,10 +90,50 @@ def normalize_observations(agent: Agent, dataset: datasets.Dataset, eps: float =
     return Agent(init, act, update, agent.observe)
 
 
+def take(data, indices, key):
+    """The default sampler: the transitions of ``data`` at ``indices`` (``key`` is unused)."""
+    return jax.tree_util.tree_map(lambda x: x[indices], data)
+
+
+def hindsight_relabel(dataset: datasets.Dataset, achieved: slice, desired: slice,
+                      probability: float = 1.0) -> Callable:
+    """A sampler for :func:`make_train` that relabels goals in hindsight, with the "future"
+    strategy of HER (Andrychowicz et al. 2017, Sec. 4.5) as GCSL (Ghosh et al. 2019) and
+    play-GCBC (Lynch et al. 2019) use it: with probability ``probability``, the desired goal of
+    a transition at step t of an episode ending at step T (``dataset.episode_ends``) is replaced
+    by the goal achieved at a uniformly drawn step t' ∈ {t, ..., T},
+
+        g ← φ(s_{t'+1}),   t' ~ U{t, ..., T},
+
+    where φ(s) = ``s[..., achieved]`` and s_{t'+1} is the observation after step t' (t' = t: the
+    state the action led to; t' = T: the episode's final observation), written into
+    ``obs[..., desired]`` and ``next_obs[..., desired]`` alike. Every trajectory, a random one
+    too, is then a demonstration of reaching the places it reached. Rewards and terminations are
+    left as recorded (for the original goal), so the sampler suits learners that do not read them
+    (goal-conditioned BC); ``achieved`` and ``desired`` come from
+    :func:`fnrl.envs.goal.goal_slices`.
+    """
+    ends = jnp.asarray(dataset.episode_ends)
+
+    def sample(data, indices, key):
+        batch = take(data, indices, key)
+        future_key, coin_key = jax.random.split(key)
+        future = jax.random.randint(future_key, indices.shape, indices, ends[indices] + 1)  # t' in [t, T]
+        goal = data.next_obs[future][..., achieved]
+        relabel = jax.random.uniform(coin_key, indices.shape) < probability
+        goal = jnp.where(relabel[:, None], goal, batch.obs[..., desired])
+        return batch._replace(obs=batch.obs.at[..., desired].set(goal),
+                              next_obs=batch.next_obs.at[..., desired].set(goal))
+
+    return sample
+
+
 def make_train(config: OfflineConfig, env: envs.Env, agent: Agent, dataset: datasets.Dataset,
-               on_eval: Callable | None = None) -> core.Train:
+               on_eval: Callable | None = None, sample: Callable = take) -> core.Train:
     """``train(key) -> (learner, metrics)`` of ``agent`` on ``dataset`` (see :mod:`fnrl.loops.core`),
-    evaluated in ``env``; ``step`` counts gradient updates."""
+    evaluated in ``env``; ``step`` counts gradient updates. ``sample(data, indices, key) -> batch``
+    forms the batch from the uniformly drawn ``indices`` ``[batch_size]`` of the device ``data``
+    (:func:`take` by default; :func:`hindsight_relabel`)."""
     if config.bonus != "none":
         raise ValueError("an offline run has no exploration: bonus must be 'none'")
     data = dataset.device_put()
@@ -102,7 +146,7 @@ def make_train(config: OfflineConfig, env: envs.Env, agent: Agent, dataset: data
     def iterate(learner, env_state, data, key, index):
         sample_key, update_key = jax.random.split(key)
         indices = jax.random.randint(sample_key, (config.batch_size,), 0, size)
-        batch = jax.tree_util.tree_map(lambda x: x[indices], data)
+        batch = sample(data, indices, jax.random.fold_in(sample_key, 1))
         ones = jnp.ones(config.batch_size)
         batch = batch._replace(extras={**batch.extras, "weight": ones, "n_steps": ones})
         learner, metrics, _ = agent.update(learner, batch, update_key)
