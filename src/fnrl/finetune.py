@@ -89,15 +89,16 @@ def load(config: Config):
     if run["seeds"] is not None:
         raise runs.RunError(f"{where}: holds {run['members']} runs (--seeds/--sweep); fine-tune a single run")
     if "dataset" not in run["config"]:
-        raise runs.RunError(f"{where}: a {source_algo} run is not an offline one (no dataset to start the buffer "
+        kind = f"{source_algo} fine-tuning" if run["finetune"] else source_algo
+        raise runs.RunError(f"{where}: not an offline run (a {kind} run, with no dataset to start the buffer "
                             f"with); fine-tune a run of {', '.join(CONTINUES)}")
     algo = config.algo or source_algo
     if algo == source_algo and algo not in CONTINUES:
         raise runs.RunError(f"{where}: {algo} cannot continue online (it learns no critic from rewards); "
                             f"fine-tune a run of {', '.join(CONTINUES)}")
     if algo != source_algo and STARTS.get(algo) != source_algo:
-        starts = "; ".join(f"{a} starts from a {s} run" for a, s in STARTS.items())
-        raise runs.RunError(f"{where}: a {source_algo} run; {algo} --finetune continues a {algo} run ({starts})")
+        wanted = f"starts from a {STARTS[algo]} run's learner" if algo in STARTS else f"continues {algo} runs"
+        raise runs.RunError(f"{where}: an offline {source_algo} run, and {algo} --finetune {wanted}")
     _, carry, source_config = runs.load(config.source)
     for name in SAME:
         if getattr(config, name) != getattr(source_config, name):
