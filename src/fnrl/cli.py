@@ -10,6 +10,7 @@
     fnrl bandit ALGO... --env BANDIT --steps T [--runs R] [--chunk C] [--seed S] [--out DIR]
     fnrl plan PLANNER --env ENV [--episodes N] [--set key=value ...] [--out DIR [--render]]
     fnrl train <offline algo> --dataset DIR_OR_MINARI_ID --steps N --out DIR   # --env from the dataset
+    fnrl train <algo> --finetune OFFLINE_RUN_DIR --steps N --out DIR   # continue an offline run online
     fnrl collect --env ENV --policy RUN_DIR|random --steps N --out DATASET [--noise]
     fnrl collect --mix DATASET... --out DATASET      # episodes of several datasets, one after another
     fnrl collect --replay RUN_DIR --out DATASET      # the replay buffer of an off-policy run's checkpoint
@@ -52,6 +53,14 @@ adds D4RL's normalised score when the dataset has reference scores. ``fnrl colle
 uniformly random one, in ``--num-envs`` environments, as a Minari dataset at ``--out``; ``--mix``
 concatenates datasets, and ``--replay RUN_DIR`` writes the replay buffer of an off-policy (or
 model-based) run's newest checkpoint: every transition its training kept.
+
+``fnrl train ALGO --finetune RUN_DIR`` continues the offline run in RUN_DIR online
+(:mod:`fnrl.finetune`): iql, awac, td3_bc and cql their own runs, sac a cql run on continuous
+actions (the SAC learner inside it). The online run starts from the newest checkpoint's learner,
+its replay buffer holding the offline dataset; ``--steps`` counts environment steps, ``--set``
+sets the off-policy loop's fields (``num_envs``, ``learning_starts``, ``buffer_size``, ...), and
+the environment, discount and networks stay the offline run's. ``config.json`` records the
+offline run as ``finetune``, which ``--resume``, ``eval`` and ``render`` read it from again.
 
 ``fnrl ope`` estimates the value J(π) = E[Σ_t γ^t r_t] of a run's policy from a dataset another
 policy recorded (:mod:`fnrl.ope`): fitted Q evaluation (:mod:`fnrl.algorithms.fqe`, ``--fqe-steps``

@@ -21,9 +21,10 @@ online run is that loop around the offline run's agent:
 
 :class:`Config` holds the online loop's fields (:class:`fnrl.loops.offpolicy.OffPolicyConfig`);
 :func:`config` starts one from the offline run's ``env``, ``gamma``, ``hidden_sizes`` (these
-three must stay the offline run's), ``batch_size``, ``eval_episodes`` and ``eval_policy``. ``fnrl train ALGO --finetune RUN_DIR`` runs it; its
-``config.json`` records ``finetune`` (the offline run) with these fields, from which
-``--resume``, ``fnrl eval`` and ``fnrl render`` rebuild the run.
+three must stay the offline run's), ``batch_size``, ``eval_episodes`` and ``eval_policy``.
+``fnrl train ALGO --finetune RUN_DIR`` runs it; its ``config.json`` records ``finetune`` (the
+offline run) with these fields, from which ``--resume``, ``fnrl eval`` and ``fnrl render``
+rebuild the run -- reading the offline run again, which must stay where it was.
 """
 from __future__ import annotations
 
