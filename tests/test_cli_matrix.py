@@ -22,7 +22,7 @@ import jax
 import numpy as np
 import pytest
 
-from fnrl import algorithms, config as fnrl_config, progress
+from fnrl import algorithms, config as fnrl_config, finetune, progress
 from fnrl.checkpoint import Checkpoints
 from fnrl.cli import main
 
@@ -85,9 +85,9 @@ def _rows(out) -> list[dict]:
 
 
 def _newest_carry(out):
-    """The whole carry of the newest checkpoint of run directory ``out``."""
+    """The whole carry of the newest checkpoint of run directory ``out`` (a fine-tuning run's too)."""
     run = json.loads((out / "config.json").read_text())
-    module = algorithms.get(run["algo"])
+    module = finetune if run.get("finetune") else algorithms.get(run["algo"])
     train = module.make_train(fnrl_config.apply(module.Config(), run["config"]))
     with Checkpoints(str(out / "checkpoints"), create=False) as checkpoints:
         return checkpoints.restore(jax.eval_shape(train.init, jax.random.PRNGKey(run["seed"])))
@@ -97,14 +97,9 @@ def _checkpoints(out) -> list[int]:
     return sorted(int(p.name) for p in (out / "checkpoints").iterdir())
 
 
-@pytest.mark.parametrize("algo, env", CASES, ids=[f"{a}-{e}" for a, e in CASES])
-def test_train_stop_resume_eval_plot(algo, env, tmp_path, monkeypatch, capsys, datasets):
-    whole, cut = tmp_path / "whole", tmp_path / "cut"
-    assert main(_argv(algo, env, datasets) + ["--out", str(whole)]) == 0
-    assert len(_rows(whole)) == 2
-
-    # SIGTERM arrives while the second chunk after the first checkpoint runs: that chunk
-    # finishes, is checkpointed, and the process exits 128 + 15.
+def sigterm_after_first_checkpoint(monkeypatch) -> None:
+    """SIGTERM will arrive while the second chunk after the run's first checkpoint runs: that
+    chunk finishes, is checkpointed, and ``fnrl train`` exits 128 + 15 (``monkeypatch.undo()`` after)."""
     save, update, sent = Checkpoints.save, progress.Progress.update, []
 
     def save_and_arm(self, chunks, carry):
@@ -119,8 +114,14 @@ def test_train_stop_resume_eval_plot(algo, env, tmp_path, monkeypatch, capsys, d
 
     monkeypatch.setattr(Checkpoints, "save", save_and_arm)
     monkeypatch.setattr(progress.Progress, "update", update_and_signal)
+
+
+def stop_resume_bit_exact(argv: list[str], whole, cut, monkeypatch, capsys) -> None:
+    """``fnrl train *argv --out cut`` stopped by SIGTERM in the middle of its second evaluation
+    period and resumed ends as ``whole`` (the same run, uninterrupted) did: rows and whole carry."""
+    sigterm_after_first_checkpoint(monkeypatch)
     capsys.readouterr()
-    assert main(_argv(algo, env, datasets) + ["--out", str(cut)]) == 128 + signal.SIGTERM
+    assert main(argv + ["--out", str(cut)]) == 128 + signal.SIGTERM
     monkeypatch.undo()
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("fnrl: SIGTERM: stopped at step") and "--resume" in err[-1], err
@@ -134,6 +135,14 @@ def test_train_stop_resume_eval_plot(algo, env, tmp_path, monkeypatch, capsys, d
                     strict=True):
         np.testing.assert_array_equal(a, b)
     assert json.loads((cut / "summary.json").read_text())["resumed"] is True
+
+
+@pytest.mark.parametrize("algo, env", CASES, ids=[f"{a}-{e}" for a, e in CASES])
+def test_train_stop_resume_eval_plot(algo, env, tmp_path, monkeypatch, capsys, datasets):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main(_argv(algo, env, datasets) + ["--out", str(whole)]) == 0
+    assert len(_rows(whole)) == 2
+    stop_resume_bit_exact(_argv(algo, env, datasets), whole, cut, monkeypatch, capsys)
 
     capsys.readouterr()
     assert main(["eval", str(cut), "--episodes", "2"]) == 0

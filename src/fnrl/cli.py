@@ -10,6 +10,7 @@
     fnrl bandit ALGO... --env BANDIT --steps T [--runs R] [--chunk C] [--seed S] [--out DIR]
     fnrl plan PLANNER --env ENV [--episodes N] [--set key=value ...] [--out DIR [--render]]
     fnrl train <offline algo> --dataset DIR_OR_MINARI_ID --steps N --out DIR   # --env from the dataset
+    fnrl train <algo> --finetune OFFLINE_RUN_DIR --steps N --out DIR   # continue an offline run online
     fnrl collect --env ENV --policy RUN_DIR|random --steps N --out DATASET [--noise]
     fnrl collect --mix DATASET... --out DATASET      # episodes of several datasets, one after another
     fnrl collect --replay RUN_DIR --out DATASET      # the replay buffer of an off-policy run's checkpoint
@@ -52,6 +53,14 @@ adds D4RL's normalised score when the dataset has reference scores. ``fnrl colle
 uniformly random one, in ``--num-envs`` environments, as a Minari dataset at ``--out``; ``--mix``
 concatenates datasets, and ``--replay RUN_DIR`` writes the replay buffer of an off-policy (or
 model-based) run's newest checkpoint: every transition its training kept.
+
+``fnrl train ALGO --finetune RUN_DIR`` continues the offline run in RUN_DIR online
+(:mod:`fnrl.finetune`): iql, awac, td3_bc and cql their own runs, sac a cql run on continuous
+actions (the SAC learner inside it). The online run starts from the newest checkpoint's learner,
+its replay buffer holding the offline dataset; ``--steps`` counts environment steps, ``--set``
+sets the off-policy loop's fields (``num_envs``, ``learning_starts``, ``buffer_size``, ...), and
+the environment, discount and networks stay the offline run's. ``config.json`` records the
+offline run as ``finetune``, which ``--resume``, ``eval`` and ``render`` read it from again.
 
 ``fnrl ope`` estimates the value J(π) = E[Σ_t γ^t r_t] of a run's policy from a dataset another
 policy recorded (:mod:`fnrl.ope`): fitted Q evaluation (:mod:`fnrl.algorithms.fqe`, ``--fqe-steps``
@@ -107,6 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--env", help="environment name (see `fnrl list`); or `env` in --config")
     train.add_argument("--dataset", metavar="DIR|MINARI_ID",
                        help="offline algorithms: the Minari dataset to learn from (`dataset` in --config)")
+    train.add_argument("--finetune", metavar="RUN_DIR",
+                       help="continue an offline run online: its newest checkpoint's learner, its dataset in the "
+                            "replay buffer (iql, awac, td3_bc, cql; sac from a continuous cql run)")
     train.add_argument("--steps", type=int, help="environment steps to train for; or `total_steps` in --config")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", help="output directory (created; must not hold a run)")
@@ -257,17 +269,25 @@ def _read_run(run_dir: str) -> dict:
         raise _one_line(e) from None
 
 
-def _build(algo: str, fields: dict, source: str, args=None):
+def _build(algo: str, fields: dict, source: str, args=None, finetune: bool = False):
     """The algorithm module, its validated config and the name of the preset used (or None):
     the defaults with ``fields`` (from ``source``: a run's config.json or a --config file) and,
     for a fresh run, ``args``'s preset (unless --no-preset), --env, --steps and --set (over
-    ``fields``, the preset under them)."""
+    ``fields``, the preset under them). A fine-tuning run (``finetune``, or ``args.finetune``)
+    is :mod:`fnrl.finetune`'s, whose defaults for a fresh run come from the offline run and
+    which has no presets."""
     import jax
 
-    from fnrl import algorithms, config as fnrl_config, presets, runs
+    from fnrl import algorithms, config as fnrl_config, finetune as fine_tuning, presets, runs
+
+    fresh_finetune = args is not None and args.finetune is not None
+    finetune = finetune or fresh_finetune
+
+    def defaults(module):
+        return fine_tuning.config(args.finetune, algo) if fresh_finetune else module.Config()
 
     def build(module, preset: dict):
-        config = fnrl_config.apply(module.Config(), preset, source=f"preset {algo}/{preset.get('env')}")
+        config = fnrl_config.apply(defaults(module), preset, source=f"preset {algo}/{preset.get('env')}")
         config = fnrl_config.apply(config, fields, source=source)
         if args is None:
             return config
@@ -290,9 +310,9 @@ def _build(algo: str, fields: dict, source: str, args=None):
         return fnrl_config.override(config, every_device + args.overrides)  # the user's own setting wins
 
     try:
-        module = algorithms.get(algo)
+        module = fine_tuning if finetune else algorithms.get(algo)
         config = build(module, {})
-        preset = presets.get(algo, config.env) if args is not None and not args.no_preset else {}
+        preset = presets.get(algo, config.env) if args is not None and not args.no_preset and not finetune else {}
         if preset:
             config = build(module, {**preset, "env": config.env})
         runs.check(algo, module, config)
@@ -369,6 +389,8 @@ def _prepare(args):
         in_file = load_file(args.config) if args.config else {}
     except ValueError as e:
         raise _one_line(e) from None
+    if args.finetune is not None:
+        _check_finetune(args)
     module, config, preset = _build(args.algo, in_file, args.config, args)
     seeds, grid = _seeds(args.seeds, args.seed), _grid(args.sweep, args.overrides)
     if grid and seeds is None:
@@ -378,7 +400,7 @@ def _prepare(args):
     _make_train(module, config, seeds, grid, check=True)
     if args.print_config:
         return module, config, preset, seeds, grid
-    if args.env is None and "env" not in in_file and not getattr(config, "dataset", ""):
+    if args.env is None and "env" not in in_file and not getattr(config, "dataset", "") and not args.finetune:
         raise UsageError("train needs --env ENV (or `env` in --config FILE)")
     if args.steps is None and "total_steps" not in in_file:
         raise UsageError("train needs --steps N (or `total_steps` in --config FILE)")
@@ -389,10 +411,27 @@ def _prepare(args):
     return module, config, preset, seeds, grid
 
 
+def _check_finetune(args) -> None:
+    """``--finetune RUN_DIR``'s flags: one run of the algorithm named, from the offline run's data."""
+    from fnrl import algorithms, finetune
+
+    given = [flag for flag, value in (("--dataset", args.dataset), ("--seeds", args.seeds), ("--sweep", args.sweep),
+                                      ("--distributed", args.distributed)) if value]
+    if given:
+        raise UsageError(f"--finetune trains one run on the offline run's dataset; drop {', '.join(given)}")
+    online = sorted(set(finetune.CONTINUES) | set(finetune.STARTS))
+    if args.algo not in online:
+        try:
+            algorithms.get(args.algo)
+        except ValueError as e:
+            raise _one_line(e) from None
+        raise UsageError(f"{args.algo} cannot fine-tune an offline run; --finetune takes {', '.join(online)}")
+
+
 def _prepare_resume(args):
     """Validates ``--resume DIR``; returns (module, config, algo, seed, preset, seeds, grid)."""
     given = [flag for flag, value in (("--env", args.env), ("--dataset", args.dataset), ("--steps", args.steps),
-                                      ("--out", args.out),
+                                      ("--out", args.out), ("--finetune", args.finetune),
                                       ("--config", args.config), ("--set", args.overrides),
                                       ("--no-preset", args.no_preset), ("--seeds", args.seeds),
                                       ("--sweep", args.sweep), ("--print-config", args.print_config)) if value]
@@ -401,7 +440,7 @@ def _prepare_resume(args):
     run = _read_run(args.resume)
     if args.algo is not None and args.algo != run["algo"]:
         raise UsageError(f"--resume {args.resume!r} is a {run['algo']} run, not {args.algo}")
-    module, config, _ = _build(run["algo"], run["config"], "config.json")
+    module, config, _ = _build(run["algo"], run["config"], "config.json", finetune=run["finetune"] is not None)
     return module, config, run["algo"], run["seed"], run["preset"], run["seeds"], run["sweep"]
 
 
@@ -497,8 +536,10 @@ def _train(args) -> int:
             return 0
         if not args.resume:
             many = {"seeds": seeds, "sweep": grid, "members": list(train.members)} if seeds else {}
+            finetune = {"finetune": config.source} if args.finetune else {}
             _write_json(os.path.join(out, "config.json"), {"algo": algo, "env": config.env, "seed": seed, **many,
-                                                           "preset": preset, "config": dataclasses.asdict(config)})
+                                                           **finetune, "preset": preset,
+                                                           "config": dataclasses.asdict(config)})
         # Checkpoints need every process's shards; a multi-process run keeps none (and cannot --resume).
         result = runner.run(train, key, out, resume=bool(args.resume), checkpoint_every=args.checkpoint_every,
                             checkpoint=jax.process_count() == 1, say=lambda line: print(line, flush=True),
@@ -633,7 +674,8 @@ def _render(args) -> int:
     from fnrl.sweep import Sweep
 
     run = _read_run(args.run)
-    _, config, _ = _build(run["algo"], run["config"], "config.json")  # compiles nothing
+    _, config, _ = _build(run["algo"], run["config"], "config.json",
+                          finetune=run["finetune"] is not None)  # compiles nothing
     if not 0 <= args.member < run["members"]:
         raise UsageError(f"invalid --member {args.member}: {args.run!r} holds {run['members']} run(s), "
                          "numbered from 0")
@@ -939,6 +981,9 @@ def _replay_episodes(run_dir: str):
     buffer = getattr(carry.data, "buffer", carry.data)
     if not isinstance(buffer, ReplayState):
         raise UsageError(f"--replay {run_dir!r}: a {run['algo']} run keeps no replay buffer")
+    if run["finetune"] is not None:
+        raise UsageError(f"--replay {run_dir!r}: a fine-tuning run's buffer starts with its offline dataset, not "
+                         f"whole steps of its environments; collect --replay from an online run")
     if getattr(config, "n_step", 1) != 1:
         raise UsageError(f"--replay {run_dir!r}: its buffer holds {config.n_step}-step transitions; a dataset's "
                          "are one-step")

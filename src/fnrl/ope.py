@@ -89,7 +89,7 @@ def load_policy(run_dir: str, report: Callable[[str], None] | None = None) -> tu
     if train.log_prob is None:  # no density: its greedy policy (the carry is the same whatever eval_policy is)
         import dataclasses
 
-        module, _ = runs.build(info["algo"], info["config"])
+        module, _ = runs.build(info["algo"], info["config"], finetune=info["finetune"] is not None)
         train = runs.make_train(module, dataclasses.replace(config, eval_policy="greedy"))
     see, spec = runs.observations(carry), train.env.spec
 

@@ -26,7 +26,9 @@ def _first_line(error: Exception) -> str:
 
 
 def read(run_dir: str) -> dict:
-    """``DIR/config.json`` of a run: algo, seed (or seeds and sweep), preset and config fields."""
+    """``DIR/config.json`` of a run: algo, seed (or seeds and sweep), preset and config fields, and
+    ``finetune``: the offline run a fine-tuning run started from (None for others), whose config
+    fields are a :class:`fnrl.finetune.Config`'s."""
     path = os.path.join(run_dir, "config.json")
     try:
         with open(path) as f:
@@ -35,7 +37,8 @@ def read(run_dir: str) -> dict:
         return {"algo": run["algo"], "seed": None if multi else int(run["seed"]), "config": dict(run["config"]),
                 "preset": run.get("preset"), "seeds": [int(s) for s in run["seeds"]] if multi else None,
                 "sweep": {k: list(v) for k, v in run["sweep"].items()} if multi else None,
-                "members": len(run["members"]) if multi else 1}
+                "members": len(run["members"]) if multi else 1,
+                "finetune": None if run.get("finetune") is None else str(run["finetune"])}
     except FileNotFoundError:
         raise RunError(f"{run_dir!r} holds no run: {path} is missing") from None
     except OSError as e:
@@ -60,15 +63,16 @@ def check(algo: str, module, config) -> None:
     parallel.make_mesh(getattr(config, "num_devices", 1))  # enough devices?
 
 
-def build(algo: str, fields: dict, source: str = "config.json"):
-    """The algorithm module and its config: the defaults with ``fields`` (from ``source``), checked.
+def build(algo: str, fields: dict, source: str = "config.json", finetune: bool = False):
+    """The algorithm module and its config: the defaults with ``fields`` (from ``source``), checked;
+    with ``finetune``, :mod:`fnrl.finetune` and its config (``algo`` continued online).
 
     Raises:
       ValueError: one line (a :class:`fnrl.config.ConfigError`, an unknown algorithm, ...).
     """
-    from fnrl import algorithms, config as fnrl_config
+    from fnrl import algorithms, config as fnrl_config, finetune as fine_tuning
 
-    module = algorithms.get(algo)
+    module = fine_tuning if finetune else algorithms.get(algo)
     config = fnrl_config.apply(module.Config(), fields, source=source)
     check(algo, module, config)
     return module, config
@@ -103,7 +107,7 @@ def load(run_dir: str, eval_policy: str | None = None, report: Callable[[str], N
 
     run = read(run_dir)
     try:
-        module, config = build(run["algo"], run["config"])
+        module, config = build(run["algo"], run["config"], finetune=run["finetune"] is not None)
         if eval_policy is not None:
             config = dataclasses.replace(config, eval_policy=eval_policy)
         train = make_train(module, config, run["seeds"], run["sweep"])

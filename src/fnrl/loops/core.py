@@ -112,15 +112,27 @@ def random_warmup(train_env: envs.Env, agent: Agent, learner, env_state: envs.En
     num_envs = env_state.reward.shape[0]
     extras = jax.eval_shape(lambda: agent.act(learner, env_state.obs, key, True))[1]
 
-    def missing(e):
-        return jnp.full(e.shape, jnp.nan if jnp.issubdtype(e.dtype, jnp.floating) else 0, e.dtype)
-
     def uniform(_, obs, key):
-        return spec.sample_action(key, (num_envs,)), jax.tree_util.tree_map(missing, extras)
+        return spec.sample_action(key, (num_envs,)), missing_extras(extras)
 
     env_state, trajectory, _ = rollout(train_env, uniform, None, env_state, key, num_steps)
     learner, trajectory = agent.observe(learner, trajectory, observe_key(key))
     return learner, env_state, trajectory
+
+
+def missing_extras(extras, given: dict | None = None, shape: tuple[int, ...] | None = None) -> dict:
+    """The acting ``extras`` (shapes, e.g. from ``jax.eval_shape`` of ``agent.act``) for steps no
+    agent took: the arrays in ``given`` that ``extras`` names, NaN (0 for non-float extras) for the
+    others; ``shape`` replaces the leading batch axis (e.g. a dataset's ``[N]``)."""
+    given = given or {}
+
+    def fill(name, e):
+        batch = e.shape if shape is None else tuple(shape) + e.shape[1:]
+        if name in given and jnp.shape(given[name]) == batch:
+            return jnp.asarray(given[name], e.dtype)
+        return jnp.full(batch, jnp.nan if jnp.issubdtype(e.dtype, jnp.floating) else 0, e.dtype)
+
+    return {name: jax.tree_util.tree_map(lambda e, name=name: fill(name, e), e) for name, e in extras.items()}
 
 
 def make_env(config: RunConfig) -> envs.Env:

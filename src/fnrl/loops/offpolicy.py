@@ -1,6 +1,8 @@
 """The off-policy loop: replay on the device.
 
-1. ``learning_starts`` environment steps of uniformly random actions fill the replay buffer;
+1. ``learning_starts`` environment steps of uniformly random actions fill the replay buffer
+   (of the agent's exploring policy, when the run starts from a given ``learner``), after the
+   transitions of a ``dataset``, if one is given (offline-to-online fine-tuning, :mod:`fnrl.finetune`);
 2. each iteration steps the ``num_envs`` auto-resetting environments ``rollout_length`` times
    with the agent's exploring policy, inserts the assembled n-step transitions
    (:func:`fnrl.replay.n_step_transitions`; the last ``n − 1`` steps wait for the next
@@ -24,7 +26,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fnrl import envs, replay
+from fnrl import datasets, envs, replay
 from fnrl.agent import Agent
 from fnrl.config import check, non_negative, positive, positive_int, unit_interval
 from fnrl.loops import core
@@ -97,9 +99,23 @@ class Replay(NamedTuple):
     pending: object
 
 
-def make_train(config: OffPolicyConfig, env: envs.Env, agent: Agent, on_eval: Callable | None = None) -> core.Train:
+def make_train(config: OffPolicyConfig, env: envs.Env, agent: Agent, on_eval: Callable | None = None, *,
+               learner=None, dataset: datasets.Dataset | None = None) -> core.Train:
     """``train(key) -> (learner, metrics)`` of ``agent`` on ``env`` (see :mod:`fnrl.loops.core`);
-    ``step`` counts the warm-up's steps too."""
+    ``step`` counts the warm-up's steps too.
+
+    ``learner``: the learner to start from instead of ``agent.init``'s (e.g. an offline run's);
+    the warm-up then acts with the agent's exploring policy rather than uniformly at random.
+    ``dataset``: one-step transitions (:class:`fnrl.datasets.Dataset`) inserted into the buffer
+    before the warm-up's, so the first updates replay them (``n_steps`` 1; the acting extras the
+    dataset lacks are NaN, as a random warm-up's). Both are constants of the program; a checkpoint
+    holds the buffer they start, so a resumed run does not need them again, only their shapes.
+    """
+    if dataset is not None and dataset.size > config.buffer_size:
+        raise ValueError(f"buffer_size={config.buffer_size} is smaller than the dataset's {dataset.size} transitions; "
+                         f"set buffer_size >= {dataset.size}")
+    if learner is not None:  # the agent's init gives it (an exploration bonus still starts afresh)
+        agent = agent._replace(init=lambda key, obs: learner)
     agent = core.with_bonus(config, agent, env)
     train_env = envs.wrap(env, num_envs=config.num_envs)
     n = config.n_step
@@ -116,13 +132,27 @@ def make_train(config: OffPolicyConfig, env: envs.Env, agent: Agent, on_eval: Ca
 
     def start(learner_key, reset_key, warmup_key):
         env_state = train_env.reset(reset_key)
-        learner = agent.init(learner_key, env_state.obs)
-        learner, env_state, warmup = core.random_warmup(train_env, agent, learner, env_state, warmup_key,
-                                                        config.warmup_length)
+        first = agent.init(learner_key, env_state.obs)
+        if learner is None:
+            first, env_state, warmup = core.random_warmup(train_env, agent, first, env_state, warmup_key,
+                                                          config.warmup_length)
+        else:
+            env_state, warmup, _ = rollout(train_env, explore, first, env_state, warmup_key, config.warmup_length)
+            first, warmup = agent.observe(first, warmup, core.observe_key(warmup_key))
         transitions = assemble(warmup)
         example = jax.tree_util.tree_map(lambda x: x[0, 0], transitions)
-        buffer = replay.insert(replay.init(example, config.buffer_size, prioritized=config.prioritized), transitions)
-        return learner, env_state, Replay(buffer, tail(warmup))
+        buffer = replay.init(example, config.buffer_size, prioritized=config.prioritized)
+        if dataset is not None:
+            buffer = replay.insert(buffer, prefill(example))
+        buffer = replay.insert(buffer, transitions)
+        return first, env_state, Replay(buffer, tail(warmup))
+
+    def prefill(example):  # the dataset's transitions, with the buffer's extras
+        data = dataset.device_put()
+        acting = {k: v for k, v in example.extras.items() if k != "n_steps"}
+        shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct((1,) + x.shape, x.dtype), acting)
+        extras = core.missing_extras(shapes, data.extras, (dataset.size,))
+        return data._replace(extras={**extras, "n_steps": jnp.ones(dataset.size, example.extras["n_steps"].dtype)})
 
     def one_update(carry, inputs):
         learner, buffer = carry
