@@ -1,7 +1,7 @@
 """A behaviour model: a conditional VAE of the dataset's actions given the states, β(a|s).
 
     encoder   q_φ(z | s, a) = N(μ_φ(s, a), diag σ_φ²(s, a))
-    decoder   p_θ(a | s, z) = N(tanh(μ_θ(s, z)), diag σ_θ²)        (σ_θ learned, state-independent)
+    decoder   p_θ(a | s, z) = N(tanh(μ_θ(s, z)), σ² I),   σ = ½ (or learned, state-independent)
     prior     p(z) = N(0, I),   z ∈ ℝ^k,   k = 2 · action dim (BCQ's latent size)
     loss      L(φ, θ) = Ê_(s,a)~D[−E_q log p_θ(a | s, z) + β_KL · KL(q_φ(z | s, a) ‖ p(z))],   β_KL = ½
     sample    â = tanh(μ_θ(s, z)),   z = clip(ε, −c, c),  ε ~ N(0, I),  c = ½
@@ -10,8 +10,13 @@ trained with :func:`fnrl.losses.vae_elbo` (the conditional ELBO; Kingma & Wellin
 al. 2015) and sampled as BCQ's generative model G_ω (Fujimoto, Meger & Precup 2019, Sec. 4 and
 App. D): clipping the latent to a box around the prior's mode keeps the decoded actions where the
 data are dense, and the decoder's tanh keeps them in the action box ``(−1, 1)^d``. A sample is the
-decoder's mean at that latent (BCQ decodes deterministically); the decoder's σ_θ is part of the
-density p_θ(a|s) = ∫ p(z) p_θ(a | s, z) dz, not of the samples.
+decoder's mean at that latent (BCQ decodes deterministically); the decoder's σ is part of the
+density p_θ(a|s) = ∫ p(z) p_θ(a | s, z) dz, not of the samples. BCQ's loss, the squared error
+plus ½ the KL, both averaged over their dimensions, is this one with σ = ½ up to a factor d
+(Σ_j (a_j − â_j)² / (2σ²) + β_KL KL = 2 (Σ_j (a_j − â_j)² + ¼ KL)). The fixed σ matters: a
+learned σ shrinks until the reconstruction term outweighs the KL by orders of magnitude, the
+encoder then passes the action itself through z, and decoding a latent from the prior gives
+an action that ignores the state.
 
 A support estimate too: ``elbo`` is a lower bound on the model's log-density,
 ``ELBO(a|s) = E_q[log p_θ(a | s, z)] − KL(q(z|s, a) ‖ p(z)) ≤ log p_θ(a|s)``, with the gap
@@ -64,7 +69,8 @@ class BehaviourModel(NamedTuple):
 
 
 def make_behaviour_model(spec: Spec, torso: networks.Torso = networks.Torso(), *, latent_size: int | None = None,
-                         latent_clip: float | None = 0.5, kl_weight: float = 0.5) -> BehaviourModel:
+                         latent_clip: float | None = 0.5, kl_weight: float = 0.5,
+                         decoder_std: float | None = 0.5) -> BehaviourModel:
     """The conditional VAE β(a|s) of the module docstring for a continuous ``spec``.
 
     Args:
@@ -73,6 +79,7 @@ def make_behaviour_model(spec: Spec, torso: networks.Torso = networks.Torso(), *
       latent_size: k; default 2 · action dim (BCQ).
       latent_clip: c, the box [−c, c]^k that sampled latents are clipped to (BCQ: 0.5); None: no clipping.
       kl_weight: β_KL of the loss (BCQ: 0.5); ``elbo`` always uses 1.
+      decoder_std: the decoder's σ (BCQ's loss: 0.5); None: learned.
     """
     action_size = networks._action_size(spec, "make_behaviour_model")
     obs_size = math.prod(spec.observation_shape)
@@ -81,7 +88,8 @@ def make_behaviour_model(spec: Spec, torso: networks.Torso = networks.Torso(), *
         raise ValueError(f"make_behaviour_model: latent_clip must be positive or None, got {latent_clip!r}")
     if not kl_weight >= 0:
         raise ValueError(f"make_behaviour_model: kl_weight must be >= 0, got {kl_weight!r}")
-    vae = networks.make_vae(action_size, latent_size, torso, condition_size=obs_size, squash=True)
+    vae = networks.make_vae(action_size, latent_size, torso, condition_size=obs_size, squash=True,
+                             decoder_std=decoder_std)
 
     def flat(obs):
         return networks._flatten_obs(obs, spec)[0]
