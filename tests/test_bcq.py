@@ -6,6 +6,8 @@ The behaviour model is fitted on states s ~ N(0, I₃) with the action a known f
 f(s) = 0.7 tanh(1.5 s₀ − s₁), or that plus N(0, 0.1²) noise. The learning test uses seed 0 and
 (64, 64) networks; its threshold sits well below what it reached when written (in its comment).
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,7 +23,7 @@ from fnrl.types import Transition
 
 PENDULUM = envs.make("pendulum").spec
 TORSO = networks.Torso((64, 64))
-N, UPDATES = 4096, 1500
+N, UPDATES = 4096, 800
 
 
 def f(obs):
@@ -32,11 +34,9 @@ def _states(seed, n=N):
     return jax.random.normal(jax.random.PRNGKey(seed), (n, 3))
 
 
-def _fit(model, obs, action, updates=UPDATES, seed=0):
-    """The model's parameters after ``updates`` Adam steps on minibatches of 256, and the
-    minibatch ELBO along the way."""
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _fit_scan(model, obs, action, updates, params, key):
     optimizer = optax.adam(1e-3)
-    params = model.init(jax.random.PRNGKey(seed), obs[:1], action[:1])
 
     def step(carry, key):
         params, opt = carry
@@ -45,18 +45,29 @@ def _fit(model, obs, action, updates=UPDATES, seed=0):
         (_, terms), grads = jax.value_and_grad(model.loss, has_aux=True)(params, obs[index], action[index], loss_key)
         return transforms.optimizer_step(optimizer, grads, opt, params), jnp.mean(terms.elbo)
 
-    (params, _), elbo = jax.jit(lambda c: jax.lax.scan(step, c, jax.random.split(jax.random.PRNGKey(seed + 1),
-                                                                                  updates)))((params, optimizer.init(params)))
+    (params, _), elbo = jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(key, updates))
+    return params, elbo
+
+
+def _fit(model, obs, action, updates=UPDATES, seed=0):
+    """The model's parameters after ``updates`` Adam steps on minibatches of 256, and the
+    minibatch ELBO along the way (one compilation for every fit of the same shapes)."""
+    params = model.init(jax.random.PRNGKey(seed), obs[:1], action[:1])
+    params, elbo = _fit_scan(model, obs, action, updates, params, jax.random.PRNGKey(seed + 1))
     return params, np.asarray(elbo)
 
 
 @pytest.fixture(scope="module")
 def fitted():
-    """The behaviour model fitted to a = f(s) (deterministic) and to a = f(s) + N(0, 0.1²)."""
+    """The behaviour model fitted to a = f(s) (deterministic), to a = f(s) + N(0, 0.1²), and to
+    a = ±0.8 + N(0, 0.05²) with either sign equally likely whatever the state (two modes, so z
+    must carry the sign and the posterior is not the prior)."""
     model = behaviour.make_behaviour_model(PENDULUM, TORSO)
     obs = _states(0)
-    noisy = f(obs) + 0.1 * jax.random.normal(jax.random.PRNGKey(9), (N, 1))
-    return model, {"exact": _fit(model, obs, f(obs)), "noisy": _fit(model, obs, noisy)}
+    noise = jax.random.normal(jax.random.PRNGKey(9), (N, 1))
+    sign = jnp.where(jax.random.bernoulli(jax.random.PRNGKey(10), 0.5, (N, 1)), 1.0, -1.0)
+    return model, {"exact": _fit(model, obs, f(obs)), "noisy": _fit(model, obs, f(obs) + 0.1 * noise),
+                   "bimodal": _fit(model, obs, 0.8 * sign + 0.05 * noise)}
 
 
 # ----------------------------------------------------------------------------- the behaviour model
@@ -74,11 +85,11 @@ def test_elbo_rises_and_samples_concentrate_on_the_dataset_actions(fitted):
     error = float(jnp.mean(jnp.abs(samples - f(obs)[:, None])))
     uniform = jax.random.uniform(jax.random.PRNGKey(7), samples.shape, minval=-1.0, maxval=1.0)
     uniform_error = float(jnp.mean(jnp.abs(uniform - f(obs)[:, None])))
-    # seed 0: 0.013 against 0.55 for uniform actions
+    # seed 0: 0.025 against 0.64 for uniform actions
     assert error < 0.05 and uniform_error > 0.4, (error, uniform_error)
 
 
-def _quadrature(model, params, obs, action, q_mean, q_std, half_width=6.0, points=241):
+def _quadrature(model, params, obs, action, q_mean, q_std, half_width=6.0, points=161):
     """log p_θ(a|s) = log ∫ N(z; 0, I) p_θ(a|s, z) dz and KL(q ‖ p_θ(z|s, a)) on a grid over the
     2-D latent, for each of the given (s, a)."""
     axis = jnp.linspace(-half_width, half_width, points)
@@ -102,16 +113,16 @@ def _quadrature(model, params, obs, action, q_mean, q_std, half_width=6.0, point
 
 def test_elbo_is_below_the_exact_log_likelihood_by_the_posterior_kl(fitted):
     model, fits = fitted
-    params, _ = fits["noisy"]
-    obs = _states(11, 16)
-    action = f(obs) + 0.1 * jax.random.normal(jax.random.PRNGKey(12), (16, 1))
+    params, _ = fits["bimodal"]
+    obs = _states(11, 8)
+    action = jnp.array([0.8, -0.8] * 4)[:, None] + 0.05 * jax.random.normal(jax.random.PRNGKey(12), (8, 1))
     q = model.vae.encode(params, action, obs)
     elbo = model.elbo(params, obs, action, jax.random.PRNGKey(13), num_samples=1 << 14)
     log_p, kl = _quadrature(model, params, obs, action, q.mean(), q.stddev())
     assert np.all(np.asarray(elbo) < np.asarray(log_p)), (elbo, log_p)
     # log p − ELBO = KL(q ‖ p(z|s, a)) ≥ 0 (up to the Monte-Carlo error of E_q log p(a|s, z))
     np.testing.assert_allclose(log_p - elbo, kl, atol=0.02)
-    assert np.all(kl >= 0)
+    assert np.all(kl > 0.05)  # a resolved gap: seed 0: KL 0.10 to 0.22, the identity holds to 0.008
 
 
 def test_elbo_is_a_support_estimate(fitted):
@@ -122,7 +133,7 @@ def test_elbo_is_a_support_estimate(fitted):
     key = jax.random.PRNGKey(15)
     seen = model.elbo(params, obs, f(obs), key, num_samples=64)
     unseen = model.elbo(params, obs, -f(obs), key, num_samples=64)
-    # seed 0: means −0.13 and −1.8 (σ = ½ keeps the density wide)
+    # seed 0: means −0.23 and −3.2, the smallest difference 0.67 (σ = ½ keeps the density wide)
     assert np.all(seen > unseen) and float(jnp.mean(seen - unseen)) > 1.0
 
 
@@ -148,14 +159,14 @@ def test_bcq_is_a_registered_offline_algorithm_with_the_papers_defaults():
         bcq.Config(lmbda=1.5)
 
 
-def _train_agent(phi, updates=600):
+def _train_agent(phi, updates=300):
     """BCQ's agent after ``updates`` on a fixed dataset whose action is f(s)."""
     config = bcq.Config(phi=phi, hidden_sizes=(32, 32), vae_hidden_sizes=(64, 64))
     agent = bcq.make_agent(config, PENDULUM)
-    obs = _states(0, 256)
-    batch = Transition(obs=obs, action=f(obs), reward=-jnp.sum(obs ** 2, -1), termination=jnp.zeros(256),
-                       truncation=jnp.zeros(256), next_obs=obs[::-1],
-                       extras={"weight": jnp.ones(256), "n_steps": jnp.ones(256)})
+    obs = _states(0, 128)
+    batch = Transition(obs=obs, action=f(obs), reward=-jnp.sum(obs ** 2, -1), termination=jnp.zeros(128),
+                       truncation=jnp.zeros(128), next_obs=obs[::-1],
+                       extras={"weight": jnp.ones(128), "n_steps": jnp.ones(128)})
 
     def body(learner, key):
         return agent.update(learner, batch, key).learner, None
@@ -179,17 +190,19 @@ def test_bcq_acts_within_phi_of_a_vae_sample(phi):
         assert np.all(distance == 0.0)  # exactly one of the VAE's candidates
     else:
         assert np.all(distance <= phi + 1e-6) and np.max(distance) > 0.0
-    # and the VAE puts its mass near the dataset's action f(s): seed 0: 0.03 and 0.05
-    assert float(jnp.mean(jnp.abs(action - f(obs)))) < phi + 0.1
+    # and the VAE puts its mass near the dataset's action f(s): seed 0: 0.063 and 0.077 (uniform
+    # actions: 0.64)
+    assert float(jnp.mean(jnp.abs(action - f(obs)))) < 0.2
 
 
 def test_bcq_learns_pendulum_from_medium_data(tmp_path):
-    # 40% uniformly random actions. seed 0: -955, -126 at 1,500 and 3,000 updates (random: about
+    # 40% uniformly random actions; the paper's batch of 100. seed 0: -869, -170 at 1,500 and 3,000
+    # updates (-955, -126 with batches of 256; random: about
     # -1200, the expert: about -150; the VAE's samples alone, Φ = 0 and n = 1, imitate the
     # expert's data to -129 at 4,000 updates)
     dataset = offline_data.make(tmp_path / "pd-medium", "pendulum", offline_data.expert("pendulum", 0.4), 10_000)
-    config = bcq.Config(dataset=dataset.path, total_steps=3000, hidden_sizes=(64, 64), vae_hidden_sizes=(64, 64),
-                        num_evals=2, eval_episodes=16)
+    config = bcq.Config(dataset=dataset.path, total_steps=3000, batch_size=100, hidden_sizes=(64, 64),
+                        vae_hidden_sizes=(64, 64), num_evals=2, eval_episodes=16)
     _, metrics = jax.jit(bcq.make_train(config))(jax.random.PRNGKey(0))
     assert metrics["step"].tolist() == [1500, 3000]
     assert metrics["episode_return"][-1] >= -400.0
