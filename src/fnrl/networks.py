@@ -661,6 +661,8 @@ def make_vae(
     *,
     condition_size: int | None = None,
     log_std_bounds: tuple[float, float] = LOG_STD_BOUNDS,
+    squash: bool = False,
+    decoder_std: float | None = None,
 ) -> VAE:
     """Gaussian VAE (Kingma & Welling 2014), conditional with ``condition_size`` (Sohn et al.
     2015).
@@ -668,15 +670,20 @@ def make_vae(
     Encoder ``q(z | x[, c]) = N(μ_φ, diag σ_φ²)`` on ``[x, c]``; decoder
     ``p(x | z[, c]) = N(μ_θ(z, c), diag σ_θ²)`` on ``[z, c]`` with a learned state-independent
     ``σ_θ``; both via :func:`gaussian_head`. ``x`` is ``[*batch, data_size]``, ``z``
-    ``[*batch, latent_size]``, ``c`` ``[*batch, condition_size]``. A behaviour model ``p(a|s)``
-    (BCQ: Fujimoto et al. 2019; PLAS: Zhou et al. 2020) has ``x = a``, ``c = s``. Train with
-    the ELBO in :mod:`fnrl.losses.generative`.
+    ``[*batch, latent_size]``, ``c`` ``[*batch, condition_size]``. With ``squash`` the decoder's
+    mean is ``tanh(μ_θ(z, c)) ∈ (−1, 1)``, for data in a box such as normalised actions (BCQ's
+    decoder); with ``decoder_std`` its σ is that constant rather than learned (the ELBO's
+    reconstruction term is then a squared error over ``2 decoder_std²``, BCQ's). A behaviour model ``p(a|s)`` (BCQ: Fujimoto et al. 2019; PLAS: Zhou et al. 2020)
+    has ``x = a``, ``c = s`` (:mod:`fnrl.behaviour`). Train with the ELBO in
+    :mod:`fnrl.losses.generative`.
     """
     for arg, n in (("data_size", data_size), ("latent_size", latent_size),
                    ("condition_size", 1 if condition_size is None else condition_size)):
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"make_vae: {arg} must be a positive integer, got {n!r}")
     _check_log_std(log_std_bounds, 0.0)
+    if decoder_std is not None and not decoder_std > 0:
+        raise ValueError(f"make_vae: decoder_std must be positive or None (learned), got {decoder_std!r}")
 
     def inputs(v, size, arg, c):
         chex.assert_shape(v, (..., size), custom_message=f"{arg} must be [*batch, {size}]")
@@ -698,8 +705,12 @@ def make_vae(
 
         def decode(z, c=None):
             h = torso(inputs(z, latent_size, "z", c), name="decoder_torso")
-            params = _GaussianParams(data_size, False, log_std_bounds, 0.0, None, name="decoder_head")
-            return diag_gaussian(*params(h))
+            if decoder_std is None:
+                mean, std = _GaussianParams(data_size, False, log_std_bounds, 0.0, None, name="decoder_head")(h)
+            else:
+                mean = hk.Linear(data_size, name="decoder_mean")(h)
+                std = jnp.full_like(mean, decoder_std)
+            return diag_gaussian(jnp.tanh(mean) if squash else mean, std)
 
         def init(x, c=None):
             return decode(encode(x, c).mean(), c)

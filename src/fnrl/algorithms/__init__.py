@@ -20,7 +20,7 @@ from types import ModuleType
 # Name -> module under fnrl.algorithms.
 _ALGORITHMS = ("reinforce", "a2c", "ppo", "npg", "trpo",  # on-policy
                "dqn", "bootdqn", "ddpg", "td3", "sac",  # off-policy
-               "bc", "gcbc", "td3_bc", "iql", "awac", "cql", "fqe",  # offline (fnrl.loops.offline)
+               "bc", "gcbc", "td3_bc", "iql", "awac", "cql", "bcq", "fqe",  # offline (fnrl.loops.offline)
                "dagger", "dyna_q", "pets", "mbpo", "apg")  # on the model-based loop
 
 
