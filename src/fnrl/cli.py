@@ -660,8 +660,10 @@ def _eval(args) -> int:
         report.update(episode_return=sum(returns) / len(returns),
                       members=[{**m, "episode_return": r} for m, r in zip(train.members, returns)])
     else:
+        from fnrl.runner import compiler_options
+
         run = jax.jit(lambda c: evaluate(train.env, train.act, c.learner, key, args.episodes, max_steps, obs_stats(c)))
-        report.update(episode_return=float(run(carry)))
+        report.update(episode_return=float(run.lower(carry).compile(compiler_options())(carry)))
     print(json.dumps(report))
     return 0
 
@@ -977,16 +979,16 @@ def _replay_episodes(run_dir: str):
     run = _read_run(run_dir)
     if run["seeds"] is not None:
         raise UsageError(f"--replay {run_dir!r} holds {run['members']} runs (--seeds/--sweep); use a single run")
+    if run["finetune"] is not None:
+        raise UsageError(f"--replay {run_dir!r}: a fine-tuning run's buffer starts with its offline dataset, not "
+                         f"whole steps of its environments; collect --replay from an online run")
+    n_step = run["config"].get("n_step", 1)
+    if n_step != 1:
+        raise UsageError(f"--replay {run_dir!r}: its buffer holds {n_step}-step transitions; a dataset's are one-step")
     _, carry, config = _load_policy(run_dir)
     buffer = getattr(carry.data, "buffer", carry.data)
     if not isinstance(buffer, ReplayState):
         raise UsageError(f"--replay {run_dir!r}: a {run['algo']} run keeps no replay buffer")
-    if run["finetune"] is not None:
-        raise UsageError(f"--replay {run_dir!r}: a fine-tuning run's buffer starts with its offline dataset, not "
-                         f"whole steps of its environments; collect --replay from an online run")
-    if getattr(config, "n_step", 1) != 1:
-        raise UsageError(f"--replay {run_dir!r}: its buffer holds {config.n_step}-step transitions; a dataset's "
-                         "are one-step")
     what = {"policy": f"replay of {os.path.abspath(run_dir)}", "algo": run["algo"], "replay_of": os.path.abspath(run_dir)}
     return config.env, datasets.from_replay(buffer, config.num_envs), what
 
