@@ -42,21 +42,6 @@ CASES = [(algo, getattr(algorithms.get(algo), "ENV", ENVS[kind])) for algo in al
          for kind in getattr(algorithms.get(algo), "SUPPORTS", ("discrete", "continuous"))]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compile():
-    """This module's runs compile with XLA's cheapest passes (FNRL_FAST_COMPILE; about half the
-    compile time). Resumption stayed bit-exact under them for every case here; it did not for
-    the fine-tuning program (tests/test_finetune.py compiles that one normally), so a new case
-    that differs in the last digits only under these options is XLA's, not the checkpoints'."""
-    before = os.environ.get("FNRL_FAST_COMPILE")
-    os.environ["FNRL_FAST_COMPILE"] = "1"
-    yield
-    if before is None:
-        del os.environ["FNRL_FAST_COMPILE"]
-    else:
-        os.environ["FNRL_FAST_COMPILE"] = before
-
-
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory):
     """A dataset per environment, for the offline algorithms, made when one first needs it."""

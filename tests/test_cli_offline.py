@@ -1,6 +1,5 @@
 """`fnrl collect` and `fnrl train <offline algo> --dataset`: the offline commands a user runs."""
 import json
-import os
 
 import pytest
 
@@ -12,21 +11,6 @@ def _run(capsys, argv):
     code = main(argv)
     out = capsys.readouterr()
     return code, out.out, out.err.strip()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fast_compile():
-    """This module's runs compile with XLA's cheapest passes (FNRL_FAST_COMPILE; about half the
-    compile time). Resumption stayed bit-exact under them for every case here; it did not for
-    the fine-tuning program (tests/test_finetune.py compiles that one normally), so a new case
-    that differs in the last digits only under these options is XLA's, not the checkpoints'."""
-    before = os.environ.get("FNRL_FAST_COMPILE")
-    os.environ["FNRL_FAST_COMPILE"] = "1"
-    yield
-    if before is None:
-        del os.environ["FNRL_FAST_COMPILE"]
-    else:
-        os.environ["FNRL_FAST_COMPILE"] = before
 
 
 @pytest.fixture(scope="module")

@@ -96,8 +96,6 @@ def test_awac_keeps_learning_online(offline_runs):
 
 
 def test_cli_finetune_stop_resume_eval_plot(offline_runs, tmp_path, monkeypatch, capsys):
-    # (compiled with XLA's default passes: under FNRL_FAST_COMPILE this program's resumed run
-    # differed from the uninterrupted one in the last digits)
     source = offline_runs("iql")
     argv = ["train", "iql", "--finetune", source, "--steps", "256", "--seed", "3", "--set", "num_evals=2",
             "--set", "eval_episodes=2", "--set", "buffer_size=5000", "--set", "learning_starts=16"]

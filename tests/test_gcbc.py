@@ -118,8 +118,7 @@ def test_gcbc_refuses_environments_without_goals(random_data):
         gcbc.Config(relabel_probability=1.5)
 
 
-def test_cli_collects_random_data_and_trains_gcbc(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("FNRL_FAST_COMPILE", "1")
+def test_cli_collects_random_data_and_trains_gcbc(tmp_path, capsys):
     data, out = tmp_path / "data", tmp_path / "run"
     assert main(["collect", "--env", "goal/point", "--policy", "random", "--steps", "500", "--out", str(data)]) == 0
     assert main(["train", "gcbc", "--dataset", str(data), "--steps", "32", "--out", str(out),

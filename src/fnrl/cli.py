@@ -660,10 +660,8 @@ def _eval(args) -> int:
         report.update(episode_return=sum(returns) / len(returns),
                       members=[{**m, "episode_return": r} for m, r in zip(train.members, returns)])
     else:
-        from fnrl.runner import compiler_options
-
         run = jax.jit(lambda c: evaluate(train.env, train.act, c.learner, key, args.episodes, max_steps, obs_stats(c)))
-        report.update(episode_return=float(run.lower(carry).compile(compiler_options())(carry)))
+        report.update(episode_return=float(run(carry)))
     print(json.dumps(report))
     return 0
 

@@ -80,18 +80,6 @@ def stop_on_signals():
             signal.signal(s, handler)
 
 
-# ``FNRL_FAST_COMPILE=1``: compile with XLA's cheapest backend passes -- about half the compile
-# time, slower programs -- for smoke tests and short runs (the command-line tests use it). Under
-# them a resumed run is not always bit-identical to an uninterrupted one (seen once, in the last
-# digits of a fine-tuning run); with the defaults it is.
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
-def compiler_options() -> dict | None:
-    """The XLA options runs compile with: :data:`FAST_COMPILE` under ``FNRL_FAST_COMPILE=1``, else XLA's defaults."""
-    return FAST_COMPILE if os.environ.get("FNRL_FAST_COMPILE") == "1" else None
-
-
 class Compiled:
     """A run's three programs (:class:`fnrl.loops.core.Train`), jitted and compiled ahead of running,
     each for the shardings the previous one produces (a run over several devices shards them);
@@ -102,13 +90,12 @@ class Compiled:
             return jax.tree_util.tree_map(lambda s, d: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=d),
                                           shapes, shardings)
 
-        options = compiler_options()
         start = time.perf_counter()
-        self.init = jax.jit(train.init).lower(key).compile(options)
+        self.init = jax.jit(train.init).lower(key).compile()
         self.carry_shape = like(jax.eval_shape(train.init, key), self.init.output_shardings)
-        self.advance = jax.jit(train.advance, donate_argnums=0).lower(self.carry_shape).compile(options)
+        self.advance = jax.jit(train.advance, donate_argnums=0).lower(self.carry_shape).compile()
         _, metrics = like(jax.eval_shape(train.advance, self.carry_shape), self.advance.output_shardings)
-        self.evaluate = jax.jit(train.evaluate, donate_argnums=0).lower(self.carry_shape, metrics).compile(options)
+        self.evaluate = jax.jit(train.evaluate, donate_argnums=0).lower(self.carry_shape, metrics).compile()
         self.seconds = time.perf_counter() - start
 
 
