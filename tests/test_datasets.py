@@ -209,3 +209,16 @@ def test_from_replay_gives_back_the_episodes_of_each_environment_in_order():
     for b in range(3):
         xs = np.concatenate([e["observations"][:-1, 0] for e in got])[b * 50:(b + 1) * 50]
         np.testing.assert_array_equal(xs, np.asarray(trajectory.obs[70:, b, 0]))
+
+
+@pytest.mark.parametrize("env_name, log_density", [("cartpole", -np.log(2.0)), ("pendulum", -np.log(2.0))])
+def test_uniform_policy_has_the_exact_log_density_and_stays_in_range(env_name, log_density):
+    spec = envs.make(env_name).spec
+    obs = np.zeros((4000,) + spec.observation_shape, np.float32)
+    action, extras = datasets.uniform_policy(spec)(obs, jax.random.PRNGKey(0))
+    np.testing.assert_allclose(extras["log_prob"], log_density)  # 2 actions; or 1 dimension over [-1, 1]
+    action = np.asarray(action)
+    if spec.discrete:
+        assert set(np.unique(action)) == {0, 1} and abs(action.mean() - 0.5) < 0.03
+    else:
+        assert action.shape == (4000, 1) and action.min() >= -1 and action.max() <= 1 and abs(action.mean()) < 0.03

@@ -935,20 +935,9 @@ def _prepare_collect(args):
             spec = envs.make(args.env).spec
         except ValueError as e:
             raise _one_line(e) from None
-        def policy(obs, key):  # continuous actions in [-1, 1], the units of fnrl's loops and datasets
-            import jax
-            import jax.numpy as jnp
-            import numpy as np
+        from fnrl.datasets import uniform_policy
 
-            shape = obs.shape[:1]
-            if spec.discrete:  # with the uniform policy's log-density, for importance sampling
-                log_prob = jnp.full(shape, -np.log(spec.num_actions), jnp.float32)
-                return jax.random.randint(key, shape, 0, spec.num_actions), {"log_prob": log_prob}
-            log_prob = jnp.full(shape, -np.log(2.0) * int(np.prod(spec.action_shape)), jnp.float32)
-            action = jax.random.uniform(key, shape + tuple(spec.action_shape), minval=-1.0, maxval=1.0)
-            return action, {"log_prob": log_prob}
-
-        return args.env, policy, {"policy": "random"}
+        return args.env, uniform_policy(spec), {"policy": "random"}
     run = _read_run(args.policy)
     if run["seeds"] is not None:
         raise UsageError(f"--policy {args.policy!r} holds {run['members']} runs (--seeds/--sweep); collect from a "

@@ -33,7 +33,8 @@ from fnrl import envs
 from fnrl.types import Transition
 
 __all__ = ["Dataset", "DatasetError", "REFERENCE_SCORES", "check", "collect", "concatenate", "from_episodes",
-           "from_replay", "load", "random_score", "save"]
+           "from_replay", "load", "random_score", "save",
+           "uniform_policy"]
 
 # D4RL-style normalisation references per task: (random, expert) mean returns. Random: a
 # uniformly random policy over 10,000 episodes (``random_score(env, 10_000)``; the tests check
@@ -299,18 +300,32 @@ def from_episodes(episodes: list[dict], env: str | None = None, path: str = "<me
     return Dataset(transitions, tuple(len(ep["rewards"]) for ep in episodes), path, env)
 
 
+def uniform_policy(spec: envs.Spec) -> Callable:
+    """The uniformly random policy ``policy(obs, key) -> (action, {"log_prob"})`` on a batch of
+    observations: indices uniform in ``[0, n)`` (log-density −log n) or continuous actions
+    uniform in ``[-1, 1]^d``, the units of fnrl's loops and datasets (log-density −d log 2).
+    The log-density is what importance sampling needs of a random behaviour policy."""
+    def policy(obs, key):
+        shape = obs.shape[:1]
+        if spec.discrete:
+            log_prob = jnp.full(shape, -np.log(spec.num_actions), jnp.float32)
+            return jax.random.randint(key, shape, 0, spec.num_actions), {"log_prob": log_prob}
+        log_prob = jnp.full(shape, -np.log(2.0) * int(np.prod(spec.action_shape)), jnp.float32)
+        return jax.random.uniform(key, shape + tuple(spec.action_shape), minval=-1.0, maxval=1.0), {"log_prob": log_prob}
+
+    return policy
+
+
 def random_score(env_name: str, episodes: int = 1000, seed: int = 0) -> float:
-    """The mean return of a uniformly random policy on ``env_name`` over ``episodes`` episodes
+    """The mean return of :func:`uniform_policy` on ``env_name`` over ``episodes`` episodes
     (D4RL's ``ref_min_score``)."""
     from fnrl.loops.evaluation import episode_limit, evaluate
 
     env = envs.make(env_name)
-    spec = env.spec
+    policy = uniform_policy(env.spec)
 
     def uniform(_, obs, key):
-        if spec.discrete:
-            return jax.random.randint(key, obs.shape[:1], 0, spec.num_actions), {}
-        return jax.random.uniform(key, obs.shape[:1] + tuple(spec.action_shape), minval=-1.0, maxval=1.0), {}
+        return policy(obs, key)
 
     run = jax.jit(lambda key: evaluate(env, uniform, None, key, episodes, episode_limit(env)))
     return float(run(jax.random.PRNGKey(seed)))
