@@ -22,7 +22,7 @@ import jax
 import numpy as np
 import pytest
 
-from fnrl import algorithms, config as fnrl_config, finetune, progress
+from fnrl import algorithms, config as fnrl_config, finetune, progress, runs
 from fnrl.checkpoint import Checkpoints
 from fnrl.cli import main
 
@@ -40,6 +40,26 @@ SMALL = {"num_envs": 4, "rollout_length": 8, "n_steps": 8, "num_evals": 2, "eval
 # An algorithm that needs a particular environment (gcbc: a goal environment) names it as its module's ENV.
 CASES = [(algo, getattr(algorithms.get(algo), "ENV", ENVS[kind])) for algo in algorithms.names()
          for kind in getattr(algorithms.get(algo), "SUPPORTS", ("discrete", "continuous"))]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built_once():
+    """The three runs of a case (whole, cut, resumed) build their run from the same config in one
+    process: ``runs.make_train`` (what ``fnrl train`` builds a run with) is memoised by config here,
+    so the cut and resumed runs reuse the whole run's traced and compiled programs (JAX caches them
+    by function) and the case pays for one compilation. What is checked (rows, whole carry) is
+    unchanged; a resumed run that builds afresh is tests/test_run.py's."""
+    built, make_train = {}, runs.make_train
+
+    def memoised(module, config, seeds=None, grid=None, check=False):
+        key = (module.__name__, repr(config), seeds, repr(grid or None))
+        if key not in built:
+            built[key] = make_train(module, config, seeds, grid, check)
+        return built[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runs, "make_train", memoised)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +108,7 @@ def _newest_carry(out):
     """The whole carry of the newest checkpoint of run directory ``out`` (a fine-tuning run's too)."""
     run = json.loads((out / "config.json").read_text())
     module = finetune if run.get("finetune") else algorithms.get(run["algo"])
-    train = module.make_train(fnrl_config.apply(module.Config(), run["config"]))
+    train = runs.make_train(module, fnrl_config.apply(module.Config(), run["config"]))
     with Checkpoints(str(out / "checkpoints"), create=False) as checkpoints:
         return checkpoints.restore(jax.eval_shape(train.init, jax.random.PRNGKey(run["seed"])))
 
