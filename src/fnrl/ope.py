@@ -24,6 +24,7 @@ of many on-policy episodes of π_e, with its standard error.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -160,6 +161,22 @@ def initial_obs(dataset: datasets.Dataset) -> np.ndarray:
     return np.asarray(dataset.transitions.obs)[np.cumsum(lengths) - lengths]
 
 
+@functools.partial(jax.jit, static_argnums=4)
+def _importance_sampling(reward, target, behaviour, mask, gamma):
+    """IS, PDIS and WIS of ``[T, N]`` episodes, in one compiled program."""
+    args = (reward, target, behaviour, gamma)
+    return {"IS": estimators.trajectory_importance_sampling(*args, mask=mask),
+            "PDIS": estimators.per_decision_importance_sampling(*args, mask=mask),
+            "WIS": estimators.weighted_importance_sampling(*args, mask=mask)}
+
+
+@functools.partial(jax.jit, static_argnums=6)
+def _doubly_robust(reward, target, behaviour, q_sa, v, mask, gamma):
+    """DR and WDR of ``[T, N]`` episodes given Q̂(s, a) and V̂(s), in one compiled program."""
+    args = (reward, target, behaviour, q_sa, v, gamma)
+    return {"DR": estimators.doubly_robust(*args, mask=mask), "WDR": estimators.weighted_doubly_robust(*args, mask=mask)}
+
+
 def estimate(dataset: datasets.Dataset, policy: Policy, gamma: float, *, time_limit: int | None = None,
              q: Callable | None = None, fqe_value: float | None = None, key=None,
              num_samples: int = 8) -> dict[str, float]:
@@ -181,11 +198,9 @@ def estimate(dataset: datasets.Dataset, policy: Policy, gamma: float, *, time_li
     shape = ep.mask.shape
     target = np.asarray(jax.jit(policy.log_prob)(flat(ep.obs), flat(ep.action))).reshape(shape)
     target = np.where(ep.mask > 0, target, 0.0).astype(np.float32)
-    args = (jnp.asarray(ep.reward), jnp.asarray(target), jnp.asarray(ep.behaviour_log_prob), gamma)
+    args = (jnp.asarray(ep.reward), jnp.asarray(target), jnp.asarray(ep.behaviour_log_prob))
     mask = jnp.asarray(ep.mask)
-    out["IS"] = float(estimators.trajectory_importance_sampling(*args, mask=mask))
-    out["PDIS"] = float(estimators.per_decision_importance_sampling(*args, mask=mask))
-    out["WIS"] = float(estimators.weighted_importance_sampling(*args, mask=mask))
+    out.update({k: float(v) for k, v in _importance_sampling(*args, mask, gamma).items()})
     if q is not None:
         obs, action = flat(ep.obs), flat(ep.action)
 
@@ -199,9 +214,7 @@ def estimate(dataset: datasets.Dataset, policy: Policy, gamma: float, *, time_li
 
         q_sa, v = (np.where(ep.mask > 0, np.asarray(x).reshape(shape), 0.0).astype(np.float32)
                    for x in model(obs, action, key))
-        out["DR"] = float(estimators.doubly_robust(*args[:3], jnp.asarray(q_sa), jnp.asarray(v), gamma, mask=mask))
-        out["WDR"] = float(estimators.weighted_doubly_robust(*args[:3], jnp.asarray(q_sa), jnp.asarray(v), gamma,
-                                                             mask=mask))
+        out.update({k: float(v) for k, v in _doubly_robust(*args, jnp.asarray(q_sa), jnp.asarray(v), mask, gamma).items()})
     out["episodes"], out["dropped"] = int(shape[1]), ep.dropped
     return out
 
