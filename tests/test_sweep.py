@@ -24,15 +24,32 @@ DQN = dqn.Config(env="cartpole", total_steps=400, num_envs=2, learning_starts=64
                  num_evals=2, eval_episodes=2, hidden_sizes=(8,), target_update_period=5)
 
 
-@pytest.mark.parametrize("module, config, grid", [
-    (reinforce, REINFORCE, {"learning_rate": [1e-3, 1e-1]}),
-    (dqn, DQN, {"learning_rate": [1e-3, 1e-1], "gamma": [0.95]}),
-], ids=["on-policy", "off-policy"])
-def test_each_member_is_the_single_run_with_its_values_and_seed(module, config, grid):
-    sweep = make_sweep(module, config, seeds=[0, 3], grid=grid)
+SWEEPS = {"on-policy": (reinforce, REINFORCE, {"learning_rate": [1e-3, 1e-1]}),
+          "off-policy": (dqn, DQN, {"learning_rate": [1e-3, 1e-1], "gamma": [0.95]})}
+
+
+@pytest.fixture(scope="module")
+def swept():
+    """``swept(name)``: the sweep of SWEEPS[name] over seeds 0 and 3 and the metrics of its whole
+    program, jitted (compiled once, when first needed)."""
+    done = {}
+
+    def get(name):
+        if name not in done:
+            module, config, grid = SWEEPS[name]
+            sweep = make_sweep(module, config, seeds=[0, 3], grid=grid)
+            done[name] = sweep, jax.jit(sweep)(sweep.keys)[1]
+        return done[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_each_member_is_the_single_run_with_its_values_and_seed(name, swept):
+    module, config, grid = SWEEPS[name]
+    sweep, metrics = swept(name)
     assert len(sweep.members) == 2 * np.prod([len(v) for v in grid.values()])
     assert sweep.members[0] == {**{k: v[0] for k, v in grid.items()}, "seed": 0}
-    _, metrics = jax.jit(sweep)(sweep.keys)
     losses, singles = [], {}  # one compiled single run per grid point, for each of its seeds
     for i, member in enumerate(sweep.members):
         values = {k: v for k, v in member.items() if k != "seed"}
@@ -40,16 +57,15 @@ def test_each_member_is_the_single_run_with_its_values_and_seed(module, config, 
         if point not in singles:
             singles[point] = jax.jit(module.make_train(dataclasses.replace(config, **values)))
         _, expected = singles[point](jax.random.PRNGKey(member["seed"]))
-        for name, value in expected.items():  # equal up to float32 rounding (the swept value is traced)
-            got = metrics[name] if name == "step" else metrics[name][:, i]
-            np.testing.assert_allclose(got, value, rtol=2e-4, atol=1e-5, err_msg=f"{name} of {member_name(member)}")
+        for metric, value in expected.items():  # equal up to float32 rounding (the swept value is traced)
+            got = metrics[metric] if metric == "step" else metrics[metric][:, i]
+            np.testing.assert_allclose(got, value, rtol=2e-4, atol=1e-5, err_msg=f"{metric} of {member_name(member)}")
         losses.append(np.asarray(expected[next(k for k in expected if "loss" in k)]))
     assert len({loss.tobytes() for loss in losses}) == len(losses)  # the values and seeds do change the runs
 
 
-def test_the_runner_drives_a_sweep_as_the_whole_program_computes_it():
-    sweep = make_sweep(reinforce, REINFORCE, seeds=[1, 2], grid={"gamma": [0.9, 0.99]})
-    _, metrics = jax.jit(sweep)(sweep.keys)
+def test_the_runner_drives_a_sweep_as_the_whole_program_computes_it(swept):
+    sweep, metrics = swept("on-policy")
     result = runner.run(sweep, sweep.keys, say=lambda line: None)
     assert [row["step"] for row in result.rows] == list(metrics["step"])
     np.testing.assert_allclose([row["episode_return"] for row in result.rows], metrics["episode_return"], rtol=1e-6)  # [evals, members]
