@@ -4,7 +4,7 @@ import fnrl.envs.brax_envs as BE
 MODULE = BE
 EXEMPT = {
     "BraxEnv": "a Brax environment: the eager and grad passes of this harness take ~2 minutes for even "
-               "the smallest one; every Brax env is run under jit+vmap in tests/test_envs_brax.py",
+               "the smallest one; every Brax env is traced under jit+vmap (two of them run) in tests/test_envs_brax.py",
     "brax_names": "lists registry names; no array input",
 }
 CASES = []
