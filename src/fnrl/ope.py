@@ -200,7 +200,7 @@ def estimate(dataset: datasets.Dataset, policy: Policy, gamma: float, *, time_li
     target = np.where(ep.mask > 0, target, 0.0).astype(np.float32)
     args = (jnp.asarray(ep.reward), jnp.asarray(target), jnp.asarray(ep.behaviour_log_prob))
     mask = jnp.asarray(ep.mask)
-    out.update({k: float(v) for k, v in _importance_sampling(*args, mask, gamma).items()})
+    out.update({name: float(x) for name, x in _importance_sampling(*args, mask, gamma).items()})
     if q is not None:
         obs, action = flat(ep.obs), flat(ep.action)
 
@@ -214,7 +214,8 @@ def estimate(dataset: datasets.Dataset, policy: Policy, gamma: float, *, time_li
 
         q_sa, v = (np.where(ep.mask > 0, np.asarray(x).reshape(shape), 0.0).astype(np.float32)
                    for x in model(obs, action, key))
-        out.update({k: float(v) for k, v in _doubly_robust(*args, jnp.asarray(q_sa), jnp.asarray(v), mask, gamma).items()})
+        robust = _doubly_robust(*args, jnp.asarray(q_sa), jnp.asarray(v), mask, gamma)
+        out.update({name: float(x) for name, x in robust.items()})
     out["episodes"], out["dropped"] = int(shape[1]), ep.dropped
     return out
 
