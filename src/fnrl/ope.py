@@ -174,7 +174,8 @@ def _importance_sampling(reward, target, behaviour, mask, gamma):
 def _doubly_robust(reward, target, behaviour, q_sa, v, mask, gamma):
     """DR and WDR of ``[T, N]`` episodes given Q̂(s, a) and V̂(s), in one compiled program."""
     args = (reward, target, behaviour, q_sa, v, gamma)
-    return {"DR": estimators.doubly_robust(*args, mask=mask), "WDR": estimators.weighted_doubly_robust(*args, mask=mask)}
+    return {"DR": estimators.doubly_robust(*args, mask=mask),
+            "WDR": estimators.weighted_doubly_robust(*args, mask=mask)}
 
 
 def estimate(dataset: datasets.Dataset, policy: Policy, gamma: float, *, time_limit: int | None = None,
