@@ -210,11 +210,21 @@ def test_config_file_and_print_config(tmp_path, capsys):
 
 
 def test_the_command_line_uses_the_persistent_compilation_cache(run):
+    """``fnrl train`` puts compiled programs in ``$FNRL_CACHE_DIR/jax`` (conftest points the whole
+    test session there already, so the switch is checked from another directory)."""
     import os
 
+    from fnrl import cli
+
     cache = os.path.join(os.environ["FNRL_CACHE_DIR"], "jax")
-    assert jax.config.jax_compilation_cache_dir == cache
     assert any(name.startswith("jit_advance") for name in os.listdir(cache))
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        jax.config.update("jax_compilation_cache_dir", "/elsewhere")
+        cli._enable_compile_cache()
+        assert jax.config.jax_compilation_cache_dir == cache
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
 
 
 def test_train_takes_your_own_algorithm_file(tmp_path, capsys):
