@@ -21,8 +21,9 @@ if "FNRL_CACHE_DIR" not in os.environ:
     import tempfile
 
     os.environ["FNRL_CACHE_DIR"] = tempfile.mkdtemp(prefix="fnrl-test-cache-")
-if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-    import jax
+import jax  # noqa: E402
 
-    jax.config.update("jax_compilation_cache_dir", os.path.join(os.environ["FNRL_CACHE_DIR"], "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+from fnrl import cli  # noqa: E402
+
+cli._enable_compile_cache()  # the command line's own switch (it leaves JAX_COMPILATION_CACHE_DIR alone)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
