@@ -29,6 +29,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fnrl import algorithms, presets, runner  # noqa: E402
+from fnrl.cli import main as fnrl_main  # noqa: E402
 from fnrl.sweep import make_sweep  # noqa: E402
 
 SEEDS = 5
@@ -75,6 +76,14 @@ def run(variant: Variant, seeds: int = SEEDS) -> Result:
     returns = np.array([row["episode_return"] for row in result.rows]).T
     print(f"{variant.label}: final {returns[:, -1].round(1)} ({result.compile_s + result.wall_s:.0f} s)", flush=True)
     return Result(variant, config, steps, returns, result.compile_s + result.wall_s)
+
+
+def fnrl(argv: list[str]) -> None:
+    """Runs the command line ``fnrl ARGV`` in this process (printed first); stops on failure."""
+    print("$ fnrl " + " ".join(argv), flush=True)
+    code = fnrl_main(argv)
+    if code != 0:
+        raise SystemExit(f"fnrl {' '.join(argv)} exited {code}")
 
 
 def _first(steps, returns, target) -> str:

@@ -25,10 +25,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-import common  # noqa: E402,F401  (the CPU scheduler workaround, before JAX starts)
+from common import fnrl  # noqa: E402  (first: the CPU scheduler workaround, before JAX starts)
 
 from fnrl import datasets  # noqa: E402
-from fnrl.cli import main  # noqa: E402
 
 STEPS = 50_000  # transitions per collected flavour
 TASKS = {  # task: {run: (algo, steps, extra --set)}
@@ -38,19 +37,12 @@ TASKS = {  # task: {run: (algo, steps, extra --set)}
 FLAVOURS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 
 
-def _run(argv):
-    print("$ fnrl " + " ".join(argv), flush=True)
-    code = main(argv)
-    if code != 0:
-        raise SystemExit(f"fnrl {' '.join(argv)} exited {code}")
-
-
 def make(task: str, data_root: str, run_root: str) -> dict:
     runs = {}
     for label, (algo, steps, sets) in TASKS[task].items():
         out = os.path.join(run_root, f"{task}-{label}")
         if not os.path.exists(os.path.join(out, "summary.json")):
-            _run(["train", algo, "--env", task, "--steps", str(steps), "--seed", "0", "--out", out]
+            fnrl(["train", algo, "--env", task, "--steps", str(steps), "--seed", "0", "--out", out]
                  + [a for s in sets for a in ("--set", s)])
         runs[label] = json.load(open(os.path.join(out, "summary.json")))["episode_return"]
     paths = {f: os.path.join(data_root, f"{task}-{f}") for f in FLAVOURS}
@@ -65,7 +57,7 @@ def make(task: str, data_root: str, run_root: str) -> dict:
     low, high = datasets.REFERENCE_SCORES[task]
     for flavour in FLAVOURS:
         if not os.path.exists(os.path.join(paths[flavour], "data")):
-            _run(commands[flavour] + ["--out", paths[flavour]])
+            fnrl(commands[flavour] + ["--out", paths[flavour]])
         d = datasets.load(paths[flavour])
         returns = d.episode_returns()[:-1] if d.num_episodes > 1 else d.episode_returns()
         summary["datasets"][flavour] = {
