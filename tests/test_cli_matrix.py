@@ -52,7 +52,7 @@ def built_once():
     built, make_train = {}, runs.make_train
 
     def memoised(module, config, seeds=None, grid=None, check=False):
-        key = (module.__name__, repr(config), seeds, repr(grid or None))
+        key = (module.__name__, repr(config), repr(seeds), repr(grid or None))
         if key not in built:
             built[key] = make_train(module, config, seeds, grid, check)
         return built[key]
@@ -172,3 +172,18 @@ def test_train_stop_resume_eval_plot(algo, env, tmp_path, monkeypatch, capsys, d
     figure = tmp_path / "curves.png"
     assert main(["plot", str(whole), str(cut), "--out", str(figure)]) == 0
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# Algorithms that load another run in make_train (fqe's evaluated policy, dagger's expert): under
+# --seeds that happens while the vmapped program is traced, and the run must still load.
+LOADERS = [(algo, env) for algo, env in CASES if env == ENVS["continuous"]
+           and {"policy", "expert"} & {f.name for f in dataclasses.fields(algorithms.get(algo).Config)}]
+
+
+@pytest.mark.parametrize("algo, env", LOADERS, ids=[f"{a}-{e}" for a, e in LOADERS])
+def test_a_run_that_loads_another_trains_over_seeds(algo, env, tmp_path, datasets):
+    out = tmp_path / "seeds"
+    assert main(_argv(algo, env, datasets) + ["--seeds", "2", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["seeds"] == [3, 4]  # from _argv's --seed 3
+    rows = _rows(out)
+    assert len(rows) == 2 and np.all(np.isfinite(rows[-1]["episode_return"]))

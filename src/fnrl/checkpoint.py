@@ -146,10 +146,10 @@ class Checkpoints:
                                   f"{str(e).splitlines()[0]}") from None
         return jax.tree_util.tree_map(lambda x, s: np.zeros(x.shape, x.dtype) if x.size == 0 else s, like, stored)
 
-    def restore_usable(self, like: Any, report: Callable[[str], None] = print) -> tuple[int | None, Any]:
+    def restore_usable(self, like: Any, report: Callable[[str], None] | None = print) -> tuple[int | None, Any]:
         """``(chunks, carry)`` of the newest usable checkpoint, ``(None, None)`` when there is
         none at all. Each corrupt or partial one on the way is reported (one line each, through
-        ``report``) and passed over.
+        ``report``; None: silently) and passed over.
 
         Raises:
           CheckpointError: one line, when there are checkpoints but none is usable.
@@ -160,7 +160,8 @@ class Checkpoints:
                 carry = self._load(like, chunks)
             except CheckpointError as e:  # corrupt, partial, or not this run's
                 problems.append(str(e))
-                report(f"skipping {e}")
+                if report is not None:
+                    report(f"skipping {e}")
                 continue
             return chunks, carry
         if problems:

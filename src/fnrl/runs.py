@@ -114,7 +114,9 @@ def load(run_dir: str, eval_policy: str | None = None, report: Callable[[str], N
     except (ValueError, TypeError) as e:
         raise RunError(f"{run_dir}: {_first_line(e)}") from None
     key = train.keys if run["seeds"] else jax.random.PRNGKey(run["seed"])
-    with Checkpoints(os.path.join(run_dir, "checkpoints"), create=False) as checkpoints:
+    # Concrete arrays even when called while a program is traced (an algorithm that loads its
+    # expert or evaluated policy in make_train, vmapped by --seeds): a checkpoint is data on disk.
+    with jax.ensure_compile_time_eval(), Checkpoints(os.path.join(run_dir, "checkpoints"), create=False) as checkpoints:
         chunks, carry = checkpoints.restore_usable(jax.eval_shape(train.init, key), report=report)
     if chunks is None:
         raise RunError(f"{run_dir!r} holds no checkpoint: nothing to evaluate yet")
