@@ -47,6 +47,25 @@ def test_collect_random_then_train_bc_with_the_env_from_the_dataset(random_cartp
     assert code == 2 and "a bc run keeps no replay buffer" in err
 
 
+def test_collect_records_a_gaussian_policys_actions_clipped_to_the_box(tmp_path, capsys):
+    """PPO's Gaussian samples fall outside [-1, 1]; the dataset holds the actions the environment
+    applied, so BC trains on it (it refuses actions outside the box)."""
+    import numpy as np
+
+    run, data = tmp_path / "ppo", tmp_path / "noisy"
+    assert main(["train", "ppo", "--env", "pendulum", "--steps", "256", "--out", str(run), "--no-preset",
+                 "--set", "num_envs=2", "--set", "rollout_length=64", "--set", "num_evals=1",
+                 "--set", "eval_episodes=1", "--set", "hidden_sizes=8,8"]) == 0
+    assert _run(capsys, ["collect", "--policy", str(run), "--noise", "--steps", "400", "--out", str(data)])[0] == 0
+    dataset = datasets.load(str(data))
+    action = np.asarray(dataset.transitions.action)
+    assert np.abs(action).max() <= 1.0 and np.isclose(np.abs(action), 1.0).mean() > 0.05  # some were clipped
+    assert np.isfinite(np.asarray(dataset.transitions.extras["log_prob"])).all()
+    code, _, err = _run(capsys, ["train", "bc", "--dataset", str(data), "--steps", "20", "--out", str(tmp_path / "bc"),
+                                 "--set", "num_evals=1", "--set", "eval_episodes=1", "--set", "hidden_sizes=8,8"])
+    assert code == 0, err
+
+
 def test_collect_replay_writes_an_off_policy_runs_buffer(tmp_path, capsys):
     small = ["--steps", "400", "--set", "num_evals=1", "--set", "eval_episodes=2", "--set", "learning_starts=100",
              "--set", "hidden_sizes=16,16"]

@@ -50,7 +50,10 @@ environment the evaluations run in) defaults to the one an fnrl dataset was reco
 dataset is read and checked against the environment before anything is compiled; the summary
 adds D4RL's normalised score when the dataset has reference scores. ``fnrl collect`` records
 ``--steps`` steps of a run's policy (greedy, or with its exploration with ``--noise``) or of a
-uniformly random one, in ``--num-envs`` environments, as a Minari dataset at ``--out``; ``--mix``
+uniformly random one, in ``--num-envs`` environments, as a Minari dataset at ``--out`` (continuous
+actions as the environment applies them, clipped to [-1, 1]: an unbounded Gaussian policy's
+samples beyond the bounds are recorded at the bound, with the density there as their
+``log_prob``, so importance weights on them are approximate); ``--mix``
 concatenates datasets, and ``--replay RUN_DIR`` writes the replay buffer of an off-policy (or
 model-based) run's newest checkpoint: every transition its training kept.
 
@@ -1069,22 +1072,14 @@ def _ope(args) -> int:
 
     from fnrl import envs, ope
     from fnrl.algorithms import fqe
-    from fnrl.loops.evaluation import episode_limit
 
     if not args.no_compile_cache:
         _enable_compile_cache()
     env = envs.make(env_name)
-    fqe_key, estimate_key, true_key = jax.random.split(jax.random.PRNGKey(args.seed), 3)
+    key, true_key = jax.random.split(jax.random.PRNGKey(args.seed))
     print(f"{algo} policy of {args.policy} on {args.dataset}: {dataset.size} steps in {dataset.num_episodes} episodes "
           f"of {env_name}, γ = {args.gamma}", flush=True)
-    learner, _ = jax.jit(fqe.make_train(config, policy=policy, dataset=dataset, env=env))(fqe_key)
-    net = fqe.make_q(config, env.spec)
-    q = lambda *x: net.apply(learner.q, *x)  # noqa: E731
-    start = jax.numpy.asarray(ope.initial_obs(dataset))
-    value = float(jax.numpy.mean(fqe.value(config, env.spec, policy, learner, start, estimate_key)))
-    results = ope.estimate(dataset, ope.Policy(policy.act, None, policy.discrete, policy.num_actions)
-                           if args.fqe_only else policy, args.gamma, time_limit=episode_limit(env), q=q,
-                           fqe_value=value, key=estimate_key, num_samples=config.action_samples)
+    results = fqe.estimates(config, env, policy, dataset, key, fqe_only=args.fqe_only)
     names = {"FQE": f"fitted Q evaluation, {config.total_steps} updates", "IS": "importance sampling",
              "PDIS": "per-decision IS", "WIS": "weighted per-decision IS", "DR": "doubly robust (FQE's Q)",
              "WDR": "weighted doubly robust (FQE's Q)"}

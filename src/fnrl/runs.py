@@ -135,6 +135,18 @@ def observations(carry) -> Callable:
 
 def policy(train, carry) -> Callable:
     """``policy(obs, key) -> (action, extras)``: ``train.act`` with the learner of ``carry``, on
-    raw observations (:func:`observations`)."""
+    raw observations (:func:`observations`), giving the actions the environment applies: a
+    continuous action is clipped to the action box ``[-1, 1]`` (an unbounded Gaussian policy's,
+    e.g. PPO's, can fall outside it), so that what is recorded (``fnrl collect``) or imitated
+    (DAgger's expert labels) is what was done."""
+    import jax.numpy as jnp
+
     see = observations(carry)
-    return lambda obs, key: train.act(carry.learner, see(obs), key)
+    if train.env.spec.discrete:
+        return lambda obs, key: train.act(carry.learner, see(obs), key)
+
+    def act(obs, key):
+        action, extras = train.act(carry.learner, see(obs), key)
+        return jnp.clip(action, -1.0, 1.0), extras
+
+    return act

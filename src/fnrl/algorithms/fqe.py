@@ -110,6 +110,24 @@ def value(config: Config, spec, policy: ope.Policy, learner: Learner, obs, key) 
     return ope.expected_value(lambda *x: net.apply(learner.q, *x), policy, obs, key, config.action_samples)
 
 
+def estimates(config: Config, env: envs.Env, policy: ope.Policy, dataset: datasets.Dataset, key,
+              fqe_only: bool = False) -> dict[str, float]:
+    """What ``fnrl ope`` prints: FQE of ``policy`` trained on ``dataset`` (``config.total_steps``
+    updates, discount ``config.gamma``), its estimate Ĵ(π_e) as ``FQE``, and (unless ``fqe_only``)
+    IS, PDIS, WIS, and DR and WDR with FQE's Q̂ as their model (:func:`fnrl.ope.estimate`)."""
+    from fnrl.loops.evaluation import episode_limit
+
+    fqe_key, estimate_key = jax.random.split(key)
+    learner, _ = jax.jit(make_train(config, policy=policy, dataset=dataset, env=env))(fqe_key)
+    net = make_q(config, env.spec)
+    start = jnp.asarray(ope.initial_obs(dataset))
+    estimate = float(jnp.mean(value(config, env.spec, policy, learner, start, estimate_key)))
+    evaluated = ope.Policy(policy.act, None, policy.discrete, policy.num_actions) if fqe_only else policy
+    return ope.estimate(dataset, evaluated, config.gamma, time_limit=episode_limit(env),
+                        q=lambda *x: net.apply(learner.q, *x), fqe_value=estimate, key=estimate_key,
+                        num_samples=config.action_samples)
+
+
 def make_train(config: Config, on_eval=None, *, policy: ope.Policy | None = None,
                dataset: datasets.Dataset | None = None, env: envs.Env | None = None):
     """``train(key) -> (learner, metrics)`` for FQE of ``policy`` (default: the run in
