@@ -83,11 +83,10 @@ def fnrl_side(algo: str, dataset: str, args) -> dict:
     key = jax.random.PRNGKey(0)
     compiled = {"one": compile_aot(one, key), "many": compile_aot(many, many.keys)}
     times = best_times({"one": (compiled["one"][0], key), "many": (compiled["many"][0], many.keys)}, args.repeats)
-    learner, _ = compiled["one"][0](key)
     updates = one.step(one.num_chunks)
     return {"one_per_s": updates / times["one"], "many_per_s": args.seeds * updates / times["many"],
             "one_compile_s": compiled["one"][1], "many_compile_s": compiled["many"][1],
-            "params": num_params(learner), "updates": updates}
+            "params": num_params(jax.eval_shape(one.init, key).learner), "updates": updates}
 
 
 def d3rlpy_side(algo: str, npz: str, args) -> dict:
